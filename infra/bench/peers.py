@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Run the best peer tools on the data egress benchmarks, and print one JSON line per tool.
+
+    peers.py --source 'DIR/*.parquet' --format csv|jsonl --out-dir DIR [--tools duckdb,duckdb1,polars]
+
+Tools:
+  duckdb   COPY (SELECT * FROM read_parquet(SRC)) TO OUT, all threads
+  duckdb1  the same with SET threads=1
+  polars   pl.scan_parquet(SRC).sink_csv(OUT) / .sink_ndjson(OUT)
+
+Each tool runs in its own child process (this script with --run-one). `seconds` is the wall
+clock of the whole child as the parent sees it (interpreter start and imports included);
+`tool_seconds` is the time the child spent in the export call alone. `peak_rss_mb` is the
+child's peak resident set (ru_maxrss from os.wait4, KiB / 1024), so it includes the Python
+interpreter and the imported library. `rows` is the source's row count (Parquet metadata),
+`bytes` the output file's size; `mb_per_s` is bytes / 1e6 / seconds, like egress's own bench
+line. Each output file is deleted once measured. A tool that fails prints a line with
+"error", and the script then exits 1 after running the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+
+TOOLS = ("duckdb", "duckdb1", "polars")
+EXTENSIONS = {"csv": "csv", "jsonl": "jsonl"}
+
+
+def sql_string(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def run_one(tool: str, source: str, fmt: str, out: str) -> None:
+    """In the child: do the export, then print how long the export call took."""
+    if tool in ("duckdb", "duckdb1"):
+        import duckdb
+
+        con = duckdb.connect()
+        if tool == "duckdb1":
+            con.execute("SET threads=1")
+        options = "(HEADER, DELIMITER ',')" if fmt == "csv" else "(FORMAT JSON)"
+        sql = f"COPY (SELECT * FROM read_parquet({sql_string(source)})) TO {sql_string(out)} {options}"
+        started = time.perf_counter()
+        con.execute(sql)
+    elif tool == "polars":
+        import polars as pl
+
+        started = time.perf_counter()
+        frame = pl.scan_parquet(source)
+        if fmt == "csv":
+            frame.sink_csv(out)
+        else:
+            frame.sink_ndjson(out)
+    else:
+        raise SystemExit(f"unknown tool {tool!r}")
+    print(json.dumps({"tool_seconds": time.perf_counter() - started}), flush=True)
+
+
+def source_rows(source: str) -> int:
+    import duckdb
+
+    return duckdb.connect().execute(f"SELECT count(*) FROM read_parquet({sql_string(source)})").fetchone()[0]
+
+
+def warm_cache(source: str) -> None:
+    """Read the source once so that no tool pays for the first read from disk."""
+    for path in sorted(glob.glob(source)):
+        with open(path, "rb") as f:
+            while f.read(1 << 24):
+                pass
+
+
+def measure(tool: str, args, rows: int) -> dict:
+    out = os.path.join(args.out_dir, f"peer-{tool}.{EXTENSIONS[args.format]}")
+    if os.path.exists(out):
+        os.remove(out)
+    cmd = [sys.executable, os.path.abspath(__file__), "--run-one", tool, "--source", args.source, "--format", args.format, "--out", out]
+    line = {"tool": tool, "format": args.format, "compression": "none"}
+    started = time.perf_counter()
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+    # The child prints one short line, far below a pipe's buffer, so waiting first is safe.
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    reported = child.stdout.read().decode(errors="replace").strip().splitlines()
+    child.stdout.close()
+    try:
+        size = os.path.getsize(out)
+    except OSError:
+        size = None
+    if os.path.exists(out):
+        os.remove(out)
+    if child.returncode != 0 or size is None:
+        line["error"] = f"exit status {child.returncode}" + ("" if size is not None else ", no output file")
+        return line
+    tool_seconds = json.loads(reported[-1])["tool_seconds"] if reported else None
+    line.update(
+        seconds=round(seconds, 4),
+        rows=rows,
+        bytes=size,
+        rows_per_s=round(rows / seconds, 1),
+        mb_per_s=round(size / 1e6 / seconds, 2),
+        peak_rss_mb=round(usage.ru_maxrss / 1024, 1),
+        tool_seconds=round(tool_seconds, 4) if tool_seconds is not None else None,
+        source=args.source,
+    )
+    return line
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--source", required=True, help="Parquet file or glob, e.g. 'DIR/*.parquet' (quote it)")
+    p.add_argument("--format", required=True, choices=sorted(EXTENSIONS))
+    p.add_argument("--out-dir", help="where the outputs go (each is deleted after measuring)")
+    p.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated, from {', '.join(TOOLS)} (default: all)")
+    p.add_argument("--run-one", metavar="TOOL", help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    if args.run_one:
+        run_one(args.run_one, args.source, args.format, args.out)
+        return 0
+
+    if not args.out_dir:
+        p.error("--out-dir is required")
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    unknown = [t for t in tools if t not in TOOLS]
+    if unknown:
+        p.error(f"unknown tools {unknown}; known: {', '.join(TOOLS)}")
+    if not glob.glob(args.source):
+        p.error(f"no files match {args.source!r}")
+    os.makedirs(args.out_dir, exist_ok=True)
+
+    rows = source_rows(args.source)
+    warm_cache(args.source)
+    failed = False
+    for tool in tools:
+        line = measure(tool, args, rows)
+        failed |= "error" in line
+        print(json.dumps(line), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

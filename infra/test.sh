@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs the independent readers (a Python venv
+# with DuckDB), then formatting, lints, the dependency guard, unit tests and end-to-end tests.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+bash infra/testbed/python.sh
+export EGRESS_TEST_PYTHON="${EGRESS_VENV:-$root/.venv}/bin/python"
+
+echo "== cargo fmt"
+cargo fmt --all -- --check
+echo "== dependency guard"
+bash infra/checks/deps.sh
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked

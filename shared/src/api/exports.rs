@@ -1,0 +1,269 @@
+//! POST/GET/DELETE /v1/exports: create (idempotent), list, get, delete.
+
+use chrono::{DateTime, Utc};
+use http::StatusCode;
+use lambda_http::{Body, Request};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{Code, Problem, Response, authorize, json_response, path_id, query};
+use crate::audit::{self, AuditEntry};
+use crate::blob::keys;
+use crate::model::export::EXPORT_STATUSES;
+use crate::model::spec::FORMAT_KINDS;
+use crate::model::{Export, ExportSpec, ExportStatus, FormatKind, Permission, Principal, ValidationErrors, ids};
+use crate::services::Services;
+use crate::source::{self, SourceContext, SourceError};
+use crate::store::{ExportQuery, IdempotencyBegin, StoreError, StoredResponse, UpdateError, update_export};
+use crate::transform::RowPipeline;
+
+fn body_bytes(req: &Request) -> &[u8] {
+    match req.body() {
+        Body::Empty => &[],
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    }
+}
+
+/// An export of the caller's tenant, or 404 (another tenant's export is not found, never
+/// forbidden: its existence is not disclosed).
+pub async fn load(svc: &Services, principal: &Principal, id: &str) -> Result<Export, Problem> {
+    let not_found = || Problem::new(Code::ExportNotFound, format!("no export `{id}`"));
+    if !ids::is_export_id(id) {
+        return Err(not_found());
+    }
+    svc.store.get_export(&principal.tenant, id).await.map_err(Problem::internal)?.ok_or_else(not_found)
+}
+
+async fn audit_event(svc: &Services, p: &Principal, action: &str, target: &str, request_id: &str, outcome: &str) {
+    let entry = AuditEntry { tenant: &p.tenant, actor: &p.key_id, action, target, request_id, outcome };
+    if let Err(e) = audit::append(svc.store.as_ref(), entry).await {
+        tracing::warn!(error = %e, action, "audit append failed");
+    }
+}
+
+/// Parse and check a spec, against the source's schema too.
+async fn check_spec(svc: &Services, tenant: &str, body: &Value) -> Result<ExportSpec, Problem> {
+    let spec = ExportSpec::from_json(body).map_err(Problem::validation)?;
+    spec.validate().map_err(Problem::validation)?;
+    let ctx = SourceContext { blobs: svc.blobs.as_ref(), dataset_roots: &svc.settings.dataset_roots, tenant };
+    let schema = match source::schema(ctx, &spec).await {
+        Ok(s) => s,
+        Err(SourceError::Invalid(e)) => return Err(Problem::validation(e)),
+        Err(SourceError::Data(m)) => {
+            return Err(Problem::validation(ValidationErrors::single("/source", Value::Null, format!("a readable dataset: {m}"))));
+        }
+        Err(SourceError::Storage(m)) => {
+            return Err(Problem::new(Code::ServiceUnavailable, format!("the dataset could not be read now: {m}")));
+        }
+    };
+    let mut errs = ValidationErrors::new();
+    if let Err(e) = RowPipeline::build(&schema, &spec) {
+        errs.extend(e);
+    }
+    if spec.source.kind == crate::model::SourceKind::Inline
+        && let Err(e) = source::inline::check(&spec.source, &schema)
+    {
+        errs.extend(e);
+    }
+    errs.into_result().map_err(Problem::validation)?;
+    Ok(spec)
+}
+
+/// The idempotency key header: 1 to 255 visible ASCII characters (quotes, as the IETF draft
+/// writes keys, are taken off).
+fn idempotency_key(req: &Request) -> Result<Option<String>, Problem> {
+    let Some(v) = req.headers().get("idempotency-key") else { return Ok(None) };
+    let s = v.to_str().unwrap_or("").trim().trim_matches('"');
+    if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Problem::new(Code::BadRequest, "Idempotency-Key must be 1 to 255 visible ASCII characters"));
+    }
+    Ok(Some(s.to_string()))
+}
+
+fn stored_to_response(s: &StoredResponse) -> Response {
+    let mut b = http::Response::builder()
+        .status(s.status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header("idempotent-replayed", "true");
+    if let Some(l) = &s.location {
+        b = b.header(http::header::LOCATION, l);
+    }
+    b.body(Body::Text(s.body.clone())).expect("valid response parts")
+}
+
+pub async fn create(svc: &Services, req: &Request, request_id: &str) -> Result<Response, Problem> {
+    let principal = authorize(svc, req, Permission::Generate).await?;
+    let raw = body_bytes(req);
+    if raw.len() > svc.settings.max_body_bytes {
+        return Err(Problem::new(
+            Code::PayloadTooLarge,
+            format!("the body has {} bytes; at most {} are accepted", raw.len(), svc.settings.max_body_bytes),
+        ));
+    }
+    if let Some(ct) = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+        && !ct.to_ascii_lowercase().contains("json")
+    {
+        return Err(Problem::new(Code::UnsupportedMediaType, format!("Content-Type `{ct}` is not JSON; send application/json")));
+    }
+    let body: Value =
+        serde_json::from_slice(raw).map_err(|e| Problem::new(Code::BadRequest, format!("the body is not valid JSON: {e}")))?;
+    let key = idempotency_key(req)?;
+    if let Some(key) = &key {
+        // The hash covers the parsed body, so formatting differences are the same request.
+        let hash = hex::encode(Sha256::digest(body.to_string().as_bytes()));
+        let begin = svc
+            .store
+            .idempotency_begin(&principal.tenant, key, &hash, svc.settings.idempotency_ttl_secs, svc.settings.idempotency_stale_secs)
+            .await
+            .map_err(Problem::internal)?;
+        match begin {
+            IdempotencyBegin::Started => {}
+            IdempotencyBegin::InFlight => {
+                return Err(Problem::new(Code::Conflict, "a request with this Idempotency-Key is still being processed; retry later")
+                    .with_header("retry-after", "1"));
+            }
+            IdempotencyBegin::Mismatch => {
+                return Err(Problem::new(Code::IdempotencyKeyReused, "this Idempotency-Key was used with a different request body"));
+            }
+            IdempotencyBegin::Done(stored) => return Ok(stored_to_response(&stored)),
+        }
+    }
+    let outcome = create_inner(svc, &principal, &body, request_id).await;
+    if let Some(key) = &key {
+        let stored = match &outcome {
+            Ok((resp, location)) => Some(StoredResponse { status: 202, body: resp.to_string(), location: Some(location.clone()) }),
+            // Validation failures are answered the same way each time: remember them too.
+            Err(p) if p.code.status().is_client_error() => Some(StoredResponse {
+                status: p.code.status().as_u16(),
+                body: p.to_json(req.uri().path(), request_id).to_string(),
+                location: None,
+            }),
+            Err(_) => None,
+        };
+        match stored {
+            Some(s) => svc.store.idempotency_complete(&principal.tenant, key, &s).await.map_err(Problem::internal)?,
+            None => svc.store.idempotency_abandon(&principal.tenant, key).await.map_err(Problem::internal)?,
+        }
+    }
+    let (body, location) = outcome?;
+    let mut resp = json_response(StatusCode::ACCEPTED, &body);
+    resp.headers_mut().insert(http::header::LOCATION, http::HeaderValue::from_str(&location).map_err(Problem::internal)?);
+    Ok(resp)
+}
+
+async fn create_inner(svc: &Services, principal: &Principal, body: &Value, request_id: &str) -> Result<(Value, String), Problem> {
+    let spec = match check_spec(svc, &principal.tenant, body).await {
+        Ok(s) => s,
+        Err(p) => {
+            audit_event(svc, principal, "export.create", "-", request_id, "rejected").await;
+            return Err(p);
+        }
+    };
+    let export = Export::new(ids::export_id(), principal.tenant.clone(), principal.key_id.clone(), spec, Utc::now());
+    svc.store.create_export(&export).await.map_err(Problem::internal)?;
+    audit_event(svc, principal, "export.create", &export.id, request_id, "success").await;
+    svc.orchestrator.start(&export.tenant, &export.id).await.map_err(Problem::internal)?;
+    tracing::info!(export_id = %export.id, tenant = %export.tenant, "export created");
+    let location = format!("/v1/exports/{}", export.id);
+    Ok((export.to_api_json(), location))
+}
+
+fn parse_time(q: &std::collections::HashMap<String, String>, name: &str, errs: &mut ValidationErrors) -> Option<DateTime<Utc>> {
+    let v = q.get(name)?;
+    match DateTime::parse_from_rfc3339(v) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(_) => {
+            errs.push(format!("/query/{name}"), v.as_str(), "an RFC 3339 timestamp with offset, e.g. 2026-10-01T00:00:00Z");
+            None
+        }
+    }
+}
+
+pub async fn list(svc: &Services, req: &Request) -> Result<Response, Problem> {
+    let principal = authorize(svc, req, Permission::View).await?;
+    let q = query(req, &["status", "format", "created_after", "created_before", "limit", "cursor"])?;
+    let mut errs = ValidationErrors::new();
+    let status = q.get("status").and_then(|s| {
+        let parsed = ExportStatus::parse(s);
+        if parsed.is_none() {
+            errs.push("/query/status", s.as_str(), format!("one of {EXPORT_STATUSES}"));
+        }
+        parsed
+    });
+    let format = q.get("format").and_then(|s| {
+        let parsed = FormatKind::parse(s);
+        if parsed.is_none() {
+            errs.push("/query/format", s.as_str(), format!("one of {FORMAT_KINDS}"));
+        }
+        parsed
+    });
+    let created_after = parse_time(&q, "created_after", &mut errs);
+    let created_before = parse_time(&q, "created_before", &mut errs);
+    let limit = match q.get("limit") {
+        None => 20,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => {
+                errs.push("/query/limit", s.as_str(), "an integer from 1 to 100");
+                20
+            }
+        },
+    };
+    let cursor = q.get("cursor").cloned();
+    if let Some(c) = &cursor
+        && crate::store::sqlite::decode_cursor(c).is_none()
+    {
+        errs.push("/query/cursor", c.as_str(), "a cursor returned as `next_cursor` by this listing");
+    }
+    if !errs.is_empty() {
+        let mut p = Problem::new(Code::InvalidParameter, format!("query parameters are not valid: {errs}"));
+        p.errors = Some(errs);
+        return Err(p);
+    }
+    let page = svc
+        .store
+        .list_exports(&principal.tenant, &ExportQuery { status, format, created_after, created_before, limit, cursor })
+        .await
+        .map_err(|e| match e {
+            StoreError::Backend(m) if m.contains("cursor") => Problem::new(Code::InvalidParameter, "the cursor is not valid"),
+            other => Problem::internal(other),
+        })?;
+    let items: Vec<Value> = page.items.iter().map(Export::to_api_json).collect();
+    Ok(json_response(StatusCode::OK, &json!({ "items": items, "next_cursor": page.next_cursor })))
+}
+
+pub async fn get(svc: &Services, req: &Request) -> Result<Response, Problem> {
+    let principal = authorize(svc, req, Permission::View).await?;
+    let export = load(svc, &principal, &super::path_id(req)).await?;
+    Ok(json_response(StatusCode::OK, &export.to_api_json()))
+}
+
+pub async fn delete(svc: &Services, req: &Request, request_id: &str) -> Result<Response, Problem> {
+    let principal = authorize(svc, req, Permission::Delete).await?;
+    let id = path_id(req);
+    let export = load(svc, &principal, &id).await?;
+    if !export.status.is_terminal() {
+        // Cancel first (a conditional write), so no stage starts new work; then wait for the
+        // run to stop writing before its files are removed.
+        let res = update_export(svc.store.as_ref(), &principal.tenant, &id, |e| {
+            if !e.status.is_terminal() {
+                e.status = ExportStatus::Cancelled;
+                e.finished_at = Some(Utc::now());
+            }
+            Ok::<(), ()>(())
+        })
+        .await;
+        match res {
+            Ok(_) | Err(UpdateError::NotFound) => {}
+            Err(e) => return Err(Problem::internal(format!("{e}"))),
+        }
+        svc.orchestrator.stop(&principal.tenant, &id).await.map_err(Problem::internal)?;
+    }
+    svc.blobs.delete_prefix(&keys::staging(&principal.tenant, &id)).await.map_err(Problem::internal)?;
+    svc.blobs.delete_prefix(&keys::results(&principal.tenant, &id)).await.map_err(Problem::internal)?;
+    svc.store.delete_export(&principal.tenant, &id).await.map_err(Problem::internal)?;
+    audit_event(svc, &principal, "export.delete", &id, request_id, "success").await;
+    Ok(http::Response::builder().status(StatusCode::NO_CONTENT).body(Body::Empty).expect("valid response parts"))
+}

@@ -1,0 +1,185 @@
+//! The REST API v1: route functions from `lambda_http::Request` to a response. Each Lambda runs
+//! one of them; the local host runs all of them behind [`route`], which does what API Gateway
+//! does (match the path, fill in path and query parameters).
+
+pub mod download;
+pub mod exports;
+pub mod health;
+pub mod problem;
+
+use std::collections::HashMap;
+
+use http::{Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt};
+use serde_json::Value;
+
+use crate::auth::{self, AuthError};
+use crate::model::{Permission, Principal};
+use crate::services::Services;
+pub use problem::{Code, Problem};
+
+pub type Response = http::Response<Body>;
+
+/// Every route of the API: one Lambda function each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    CreateExport,
+    ListExports,
+    GetExport,
+    DeleteExport,
+    DownloadExport,
+    Health,
+}
+
+impl Route {
+    pub const ALL: [Route; 6] =
+        [Route::CreateExport, Route::ListExports, Route::GetExport, Route::DeleteExport, Route::DownloadExport, Route::Health];
+
+    /// The function's name: binary `api_<name>`, handler, log field.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::CreateExport => "create_export",
+            Route::ListExports => "list_exports",
+            Route::GetExport => "get_export",
+            Route::DeleteExport => "delete_export",
+            Route::DownloadExport => "download_export",
+            Route::Health => "health",
+        }
+    }
+
+    pub fn method_and_path(self) -> (Method, &'static str) {
+        match self {
+            Route::CreateExport => (Method::POST, "/v1/exports"),
+            Route::ListExports => (Method::GET, "/v1/exports"),
+            Route::GetExport => (Method::GET, "/v1/exports/{id}"),
+            Route::DeleteExport => (Method::DELETE, "/v1/exports/{id}"),
+            Route::DownloadExport => (Method::GET, "/v1/exports/{id}/download"),
+            Route::Health => (Method::GET, "/v1/health"),
+        }
+    }
+
+    /// Run the route function.
+    pub async fn call(self, svc: &Services, req: Request) -> Response {
+        let instance = req.uri().path().to_string();
+        let request_id = request_id(&req);
+        let result = match self {
+            Route::CreateExport => exports::create(svc, &req, &request_id).await,
+            Route::ListExports => exports::list(svc, &req).await,
+            Route::GetExport => exports::get(svc, &req).await,
+            Route::DeleteExport => exports::delete(svc, &req, &request_id).await,
+            Route::DownloadExport => download::download(svc, &req, &request_id).await,
+            Route::Health => health::health(svc).await,
+        };
+        let mut resp = result.unwrap_or_else(|p| p.into_response(&instance, &request_id));
+        if let Ok(v) = http::HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert("x-request-id", v);
+        }
+        resp
+    }
+}
+
+/// What the router found for a method and path.
+pub enum Matched {
+    Route(Route, HashMap<String, String>),
+    MethodNotAllowed,
+    NotFound,
+}
+
+/// Match a request line to a route, as API Gateway's resource tree does.
+pub fn route(method: &Method, path: &str) -> Matched {
+    let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let mut path_matched = false;
+    for r in Route::ALL {
+        let (m, pattern) = r.method_and_path();
+        let pat: Vec<&str> = pattern.split('/').skip(1).collect();
+        if pat.len() != segs.len() {
+            continue;
+        }
+        let mut params = HashMap::new();
+        let ok = pat.iter().zip(&segs).all(|(p, s)| {
+            if let Some(name) = p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                params.insert(name.to_string(), percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned());
+                !s.is_empty()
+            } else {
+                p == s
+            }
+        });
+        if ok {
+            if m == *method {
+                return Matched::Route(r, params);
+            }
+            path_matched = true;
+        }
+    }
+    if path_matched { Matched::MethodNotAllowed } else { Matched::NotFound }
+}
+
+/// The request id: API Gateway's, a caller's `x-request-id`, or a new one.
+pub fn request_id(req: &Request) -> String {
+    if let Some(lambda_http::request::RequestContext::ApiGatewayV1(c)) = req.request_context_ref()
+        && let Some(id) = &c.request_id
+    {
+        return id.clone();
+    }
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(crate::model::ids::request_id)
+}
+
+/// Authenticate, apply the rate limit, and check one permission.
+pub async fn authorize(svc: &Services, req: &Request, permission: Permission) -> Result<Principal, Problem> {
+    let header = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let principal = match auth::authenticate(svc.store.as_ref(), header).await {
+        Ok(p) => p,
+        Err(AuthError::Store(e)) => return Err(Problem::internal(e)),
+        Err(e) => return Err(Problem::new(Code::Unauthorized, e.to_string()).with_header("www-authenticate", "Bearer")),
+    };
+    if let Some((rate, burst)) = svc.settings.rate_limit
+        && let Err(wait) = svc.limiter.check(&principal.key_id, rate, burst)
+    {
+        return Err(Problem::new(Code::RateLimited, format!("more than {rate} requests per second; retry in {wait} s"))
+            .with_header("retry-after", wait.to_string()));
+    }
+    if !principal.can(permission) {
+        return Err(Problem::new(Code::Forbidden, format!("this API key lacks the permission {}", permission.as_str())));
+    }
+    Ok(principal)
+}
+
+/// A JSON response.
+pub fn json_response(status: StatusCode, body: &Value) -> Response {
+    http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Body::Text(body.to_string()))
+        .expect("valid response parts")
+}
+
+/// The `{id}` path parameter.
+pub fn path_id(req: &Request) -> String {
+    req.path_parameters().first("id").unwrap_or_default().to_string()
+}
+
+/// Query parameters, rejecting any the route does not know.
+pub fn query(req: &Request, allowed: &[&str]) -> Result<HashMap<String, String>, Problem> {
+    let q = req.query_string_parameters();
+    let mut out = HashMap::new();
+    let mut errs = crate::model::ValidationErrors::new();
+    for (k, v) in q.iter() {
+        if !allowed.contains(&k) {
+            errs.push(format!("/query/{k}"), v, format!("one of the parameters {}", allowed.join(", ")));
+        } else {
+            out.insert(k.to_string(), v.to_string());
+        }
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        let mut p = Problem::new(Code::InvalidParameter, "unknown query parameters");
+        p.errors = Some(errs);
+        Err(p)
+    }
+}

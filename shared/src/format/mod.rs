@@ -1,0 +1,39 @@
+//! Output formats. Row-streaming formats (CSV, JSON, JSONL) implement [`RowEncoder`]: chunks
+//! are encoded to parts in parallel and the parts are concatenated between a header and a
+//! footer. Whole-file formats (Parquet, XLSX, PDF) will implement a writer over the chunk
+//! stream instead.
+
+pub mod cells;
+pub mod csv;
+pub mod json;
+
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+
+use crate::model::{FormatKind, FormatSpec};
+
+/// Encodes rows of one export; one instance per chunk (instances are cheap).
+pub trait RowEncoder: Send {
+    /// Bytes at the very start of the file (a CSV header line, a JSON `[`).
+    fn header(&self, columns: &[String]) -> Vec<u8>;
+    /// Append the rows of `batch`.
+    fn encode_batch(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ArrowError>;
+    /// Bytes at the very end of the file.
+    fn footer(&self) -> Vec<u8>;
+    /// Bytes to drop from the start of the first row of the file: every row of a JSON array
+    /// is written with its leading `,` so parts can be made independently; the file's first
+    /// row must lose it.
+    fn first_row_skip(&self) -> usize {
+        0
+    }
+}
+
+/// Build the encoder a format spec describes.
+pub fn row_encoder(spec: &FormatSpec) -> Box<dyn RowEncoder> {
+    let o = &spec.0;
+    match spec.kind() {
+        FormatKind::Csv => Box::new(csv::CsvEncoder::new(csv::CsvOptions::from_spec(o))),
+        FormatKind::Json => Box::new(json::JsonEncoder::new(json::JsonLayout::Array, o.decimals_as.unwrap_or_default())),
+        FormatKind::Jsonl => Box::new(json::JsonEncoder::new(json::JsonLayout::Lines, o.decimals_as.unwrap_or_default())),
+    }
+}

@@ -1,0 +1,40 @@
+//! KeyService: data keys for envelope encryption and keys for signing. KMS on AWS
+//! (GenerateDataKey / Decrypt with an encryption context); a key file in the data folder on the
+//! embedded default.
+
+pub mod local;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The ciphertext is not ours, was changed, or the context differs.
+    #[error("the data key could not be decrypted with this context")]
+    Decrypt,
+    #[error("key service error: {0}")]
+    Backend(String),
+}
+
+/// A fresh data key: use `plaintext`, store `ciphertext`.
+pub struct DataKey {
+    pub plaintext: [u8; 32],
+    pub ciphertext: Vec<u8>,
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataKey").field("plaintext", &"<redacted>").field("ciphertext_len", &self.ciphertext.len()).finish()
+    }
+}
+
+/// Encryption context: bound to the key, needed again to decrypt it (e.g. tenant and purpose).
+pub type EncryptionContext = BTreeMap<String, String>;
+
+#[async_trait]
+pub trait KeyService: Send + Sync {
+    async fn generate_data_key(&self, context: &EncryptionContext) -> Result<DataKey, KeyError>;
+    async fn decrypt_data_key(&self, ciphertext: &[u8], context: &EncryptionContext) -> Result<[u8; 32], KeyError>;
+}

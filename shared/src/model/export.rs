@@ -1,0 +1,216 @@
+//! An export: one request and everything that happened to it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::spec::ExportSpec;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportStatus {
+    Pending,
+    Running,
+    Paused,
+    Completed,
+    Partial,
+    Failed,
+    Cancelled,
+}
+
+pub const EXPORT_STATUSES: &str = "pending, running, paused, completed, partial, failed, cancelled";
+
+impl ExportStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Completed => "completed",
+            Self::Partial => "partial",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "running" => Self::Running,
+            "paused" => Self::Paused,
+            "completed" => Self::Completed,
+            "partial" => Self::Partial,
+            "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// Finished for good: no stage will touch the export again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Partial | Self::Failed | Self::Cancelled)
+    }
+
+    /// The states an export may still be worked on in.
+    pub const ACTIVE: &'static [ExportStatus] = &[Self::Pending, Self::Running];
+}
+
+/// The pipeline stage an export is in; the names are the stage names everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Queued,
+    Plan,
+    ExtractChunk,
+    Encode,
+    RecordReceipt,
+    Done,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// 0 to 100.
+    pub percent: f64,
+    /// Rows written so far.
+    pub rows: u64,
+    pub chunks_done: u32,
+    pub chunks_total: u32,
+    pub step: Step,
+    /// The step in words, for people.
+    pub step_description: String,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self { percent: 0.0, rows: 0, chunks_done: 0, chunks_total: 0, step: Step::Queued, step_description: "waiting to start".into() }
+    }
+}
+
+impl Progress {
+    /// Percent done: planning is the first 2%, chunks up to 95%, the rest is encode and receipt.
+    pub fn recompute_percent(&mut self) {
+        self.percent = match self.step {
+            Step::Queued => 0.0,
+            Step::Plan => 1.0,
+            Step::ExtractChunk => {
+                let frac = if self.chunks_total == 0 { 0.0 } else { self.chunks_done as f64 / self.chunks_total as f64 };
+                (2.0 + 93.0 * frac).min(95.0)
+            }
+            Step::Encode => 96.0,
+            Step::RecordReceipt => 99.0,
+            Step::Done => 100.0,
+        };
+        self.percent = (self.percent * 10.0).round() / 10.0;
+    }
+}
+
+/// One file an export produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultFile {
+    pub name: String,
+    pub size: u64,
+    pub rows: u64,
+    pub sha256: String,
+    pub content_type: String,
+    /// Where the file is kept in the blob store. Internal: never shown by the API.
+    #[serde(default)]
+    pub key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportResult {
+    pub files: Vec<ResultFile>,
+    pub rows: u64,
+    pub bytes: u64,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Why an export failed: a stable code and a message for people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportError {
+    pub code: String,
+    pub message: String,
+}
+
+/// The record of a finished chunk, written once (conditionally) so a retried chunk never counts
+/// twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkRecord {
+    pub index: u32,
+    pub rows: u64,
+    pub bytes: u64,
+    pub part_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Export {
+    pub id: String,
+    pub tenant: String,
+    pub name: String,
+    pub status: ExportStatus,
+    pub progress: Progress,
+    pub spec: ExportSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<ExportResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ExportError>,
+    /// The API key id that created it.
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// How many times a run was started (a host restart starts another).
+    #[serde(default)]
+    pub attempts: u32,
+    /// Optimistic-concurrency version, bumped by every write; a write names the version it
+    /// read and fails if another write came first.
+    #[serde(default)]
+    pub version: u64,
+}
+
+impl Export {
+    pub fn new(id: String, tenant: String, created_by: String, spec: ExportSpec, now: DateTime<Utc>) -> Self {
+        Export {
+            id,
+            tenant,
+            name: spec.display_name(),
+            status: ExportStatus::Pending,
+            progress: Progress::default(),
+            spec,
+            result: None,
+            error: None,
+            created_by,
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            finished_at: None,
+            attempts: 0,
+            version: 0,
+        }
+    }
+
+    /// The representation the API returns: internal fields (blob keys, version) left out.
+    pub fn to_api_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        if let Some(obj) = v.as_object_mut() {
+            obj.remove("version");
+            if let Some(files) = obj.get_mut("result").and_then(|r| r.get_mut("files")).and_then(|f| f.as_array_mut()) {
+                for f in files {
+                    if let Some(o) = f.as_object_mut() {
+                        o.remove("key");
+                    }
+                }
+            }
+            obj.insert(
+                "links".into(),
+                serde_json::json!({
+                    "self": format!("/v1/exports/{}", self.id),
+                    "download": format!("/v1/exports/{}/download", self.id),
+                }),
+            );
+        }
+        v
+    }
+}

@@ -1,0 +1,15 @@
+//! The domain model: what an export is, what a user asks for, who asks.
+
+pub mod export;
+pub mod ids;
+pub mod principal;
+pub mod spec;
+pub mod validation;
+
+pub use export::{ChunkRecord, Export, ExportError, ExportResult, ExportStatus, Progress, ResultFile, Step};
+pub use principal::{ApiKeyRecord, Permission, Principal};
+pub use spec::{
+    Compression, DestinationSpec, ExportSpec, Filter, FilterOp, FormatKind, FormatSpec, SortKey, SortOrder, SourceKind, SourceSpec,
+    TimeRange,
+};
+pub use validation::{FieldError, ValidationErrors};

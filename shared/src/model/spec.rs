@@ -1,0 +1,669 @@
+//! ExportSpec: what a user asks for. Parsed strictly (unknown fields are errors) and then
+//! checked as a whole ([`ExportSpec::validate`]) so that every bad field is reported at once.
+//! Checks that need the source's schema (do the columns exist, does a filter value fit the
+//! column's type) live in `source` and `transform`, which know the schema.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use super::validation::ValidationErrors;
+
+/// Most rows an `inline` source may carry in the request itself.
+pub const MAX_INLINE_ROWS: usize = 10_000;
+/// Default lifetime of an export's files.
+pub const DEFAULT_EXPIRES_IN: u64 = 7 * 24 * 3600;
+/// Bounds of `expires_in`, in seconds.
+pub const MIN_EXPIRES_IN: u64 = 60;
+pub const MAX_EXPIRES_IN: u64 = 30 * 24 * 3600;
+
+/// One export request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportSpec {
+    /// A name for people; defaults to one derived from the format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Where the rows come from.
+    pub source: SourceSpec,
+    /// Columns to export, in this order; all columns of the source when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    /// Row filters, all of which must hold (AND).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<Filter>,
+    /// A half-open time window `[from, to)` on one timestamp or date column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_range: Option<TimeRange>,
+    /// Sort keys, most significant first. Sorting costs a spill and a merge: see the README.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sort: Vec<SortKey>,
+    /// Stop after this many rows (after filtering, in source or sort order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rows: Option<u64>,
+    /// File format and its options: `"csv"` or `{"type": "csv", "delimiter": ";"}`.
+    pub format: FormatSpec,
+    /// Compression of the delivered file.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Where the file goes; a download link when not given.
+    #[serde(default = "default_destinations")]
+    pub destinations: Vec<DestinationSpec>,
+    /// Seconds the files are kept (60 to 2,592,000; default 604,800 = 7 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+    /// Free key/value labels, returned with the export.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+}
+
+fn default_destinations() -> Vec<DestinationSpec> {
+    vec![DestinationSpec { kind: DestinationKind::Download }]
+}
+
+/// Kinds of source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// Rows carried in the request (at most 10,000).
+    Inline,
+    /// Parquet, CSV or JSONL files: one file or a folder of them.
+    Dataset,
+}
+
+/// File formats a dataset can be read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetFormat {
+    Parquet,
+    Csv,
+    Jsonl,
+}
+
+impl DatasetFormat {
+    /// The format a file name implies, by its extension.
+    pub fn from_name(name: &str) -> Option<Self> {
+        let lower = name.to_ascii_lowercase();
+        if lower.ends_with(".parquet") || lower.ends_with(".pq") {
+            Some(Self::Parquet)
+        } else if lower.ends_with(".csv") {
+            Some(Self::Csv)
+        } else if lower.ends_with(".jsonl") || lower.ends_with(".ndjson") {
+            Some(Self::Jsonl)
+        } else {
+            None
+        }
+    }
+}
+
+/// Where rows come from. One object for every kind; fields that do not belong to the kind are
+/// rejected by [`ExportSpec::validate`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    #[serde(rename = "type")]
+    pub kind: SourceKind,
+    /// inline: the rows, one JSON object each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<Vec<Map<String, Value>>>,
+    /// inline: declared column types (otherwise inferred from the values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Vec<ColumnDecl>>,
+    /// dataset: a file or folder in the tenant's dataset area of the blob store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// dataset: an absolute file or folder path on the host, allowed only under the host's
+    /// `--dataset-root` folders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_path: Option<String>,
+    /// dataset: the files' format, when their extension does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_format: Option<DatasetFormat>,
+}
+
+/// A declared column of an inline source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnDecl {
+    pub name: String,
+    /// `string`, `int64`, `float64`, `bool`, `date`, `timestamp` (UTC) or `decimal(P,S)`.
+    #[serde(rename = "type")]
+    pub data_type: String,
+}
+
+/// One filter: `column op value`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    pub column: String,
+    pub op: FilterOp,
+    /// A scalar; an array for `in` (one or more) and `between` (exactly two, inclusive);
+    /// absent for `is_null` and `is_not_null`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FilterOp {
+    #[serde(rename = "=", alias = "eq")]
+    Eq,
+    #[serde(rename = "!=", alias = "ne")]
+    Ne,
+    #[serde(rename = "<", alias = "lt")]
+    Lt,
+    #[serde(rename = "<=", alias = "le")]
+    Le,
+    #[serde(rename = ">", alias = "gt")]
+    Gt,
+    #[serde(rename = ">=", alias = "ge")]
+    Ge,
+    #[serde(rename = "in")]
+    In,
+    #[serde(rename = "is_null")]
+    IsNull,
+    #[serde(rename = "is_not_null")]
+    IsNotNull,
+    #[serde(rename = "contains")]
+    Contains,
+    #[serde(rename = "between")]
+    Between,
+}
+
+pub const FILTER_OPS: &str = "=, !=, <, <=, >, >=, in, is_null, is_not_null, contains, between";
+
+/// A half-open window `[from, to)` on a timestamp or date column, RFC 3339 instants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeRange {
+    pub column: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SortKey {
+    pub column: String,
+    #[serde(default)]
+    pub order: SortOrder,
+    /// Where nulls go; `last` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nulls: Option<NullsOrder>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortOrder {
+    #[default]
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NullsOrder {
+    First,
+    Last,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FormatKind {
+    Csv,
+    Json,
+    Jsonl,
+}
+
+pub const FORMAT_KINDS: &str = "csv, json, jsonl";
+
+impl FormatKind {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "csv" => Some(Self::Csv),
+            "json" => Some(Self::Json),
+            "jsonl" | "ndjson" => Some(Self::Jsonl),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Json => "json",
+            Self::Jsonl => "jsonl",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        self.as_str()
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::Json => "application/json",
+            Self::Jsonl => "application/x-ndjson",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FormatKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        FormatKind::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown format `{s}`, expected one of {FORMAT_KINDS}")))
+    }
+}
+
+/// Line endings for CSV.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineEnding {
+    /// `\n`
+    #[default]
+    Lf,
+    /// `\r\n`, as RFC 4180 writes it.
+    Crlf,
+}
+
+/// How JSON and JSONL write decimals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecimalsAs {
+    /// As JSON numbers with every digit (`1234.50`): exact in the text.
+    #[default]
+    Number,
+    /// As strings (`"1234.50"`), for readers that would parse numbers into binary floats.
+    String,
+}
+
+/// The format and its options. Written as `"csv"` or as an object with `type` and options;
+/// options that do not belong to the format are rejected by [`ExportSpec::validate`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormatSpecObject {
+    #[serde(rename = "type")]
+    pub kind: FormatKind,
+    /// csv: write a header row (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<bool>,
+    /// csv: one character between fields (default `,`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    /// csv: start the file with a UTF-8 byte order mark, for Excel (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bom: Option<bool>,
+    /// csv: how a null is written (default: an empty field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub null: Option<String>,
+    /// csv: `lf` (default) or `crlf`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_ending: Option<LineEnding>,
+    /// csv: quote every field, not only those that need it (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote_all: Option<bool>,
+    /// csv: defuse text cells that a spreadsheet would run as a formula (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formula_guard: Option<bool>,
+    /// json, jsonl: `number` (default) or `string`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decimals_as: Option<DecimalsAs>,
+}
+
+/// Format and options, accepting the short string form too.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct FormatSpec(pub FormatSpecObject);
+
+impl FormatSpec {
+    pub fn kind(&self) -> FormatKind {
+        self.0.kind
+    }
+
+    pub fn of(kind: FormatKind) -> Self {
+        FormatSpec(FormatSpecObject {
+            kind,
+            header: None,
+            delimiter: None,
+            bom: None,
+            null: None,
+            line_ending: None,
+            quote_all: None,
+            formula_guard: None,
+            decimals_as: None,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for FormatSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        match v {
+            Value::String(s) => match FormatKind::parse(&s) {
+                Some(kind) => Ok(FormatSpec::of(kind)),
+                None => Err(serde::de::Error::custom(format!("unknown format `{s}`, expected one of {FORMAT_KINDS}"))),
+            },
+            Value::Object(_) => serde_json::from_value(v).map(FormatSpec).map_err(serde::de::Error::custom),
+            other => Err(serde::de::Error::custom(format!("invalid type: {other}, expected a format name or an object with `type`"))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    #[default]
+    None,
+    Gzip,
+}
+
+impl Compression {
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Compression::None => "",
+            Compression::Gzip => ".gz",
+        }
+    }
+}
+
+/// Destination kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DestinationKind {
+    /// A signed, expiring download link (`GET /v1/exports/{id}/download`).
+    Download,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationSpec {
+    #[serde(rename = "type")]
+    pub kind: DestinationKind,
+}
+
+const CSV_ONLY: &[&str] = &["header", "delimiter", "bom", "null", "line_ending", "quote_all", "formula_guard"];
+const JSON_ONLY: &[&str] = &["decimals_as"];
+
+impl ExportSpec {
+    /// Parse a request body, reporting the first structural error with its JSON pointer.
+    pub fn from_json(value: &Value) -> Result<Self, ValidationErrors> {
+        super::validation::from_json(value)
+    }
+
+    /// Every check that needs no source schema, all errors at once.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errs = ValidationErrors::new();
+        if let Some(name) = &self.name
+            && (name.trim().is_empty() || name.chars().count() > 200)
+        {
+            errs.push("/name", name.as_str(), "1 to 200 characters, not only spaces");
+        }
+        self.validate_source(&mut errs);
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in self.columns.iter().enumerate() {
+            if c.is_empty() {
+                errs.push(format!("/columns/{i}"), c.as_str(), "a column name");
+            } else if !seen.insert(c) {
+                errs.push(format!("/columns/{i}"), c.as_str(), "each column once");
+            }
+        }
+        for (i, f) in self.filters.iter().enumerate() {
+            validate_filter_shape(i, f, &mut errs);
+        }
+        if let Some(tr) = &self.time_range {
+            if tr.from.is_none() && tr.to.is_none() {
+                errs.push("/time_range", serde_json::to_value(tr).unwrap_or(Value::Null), "`from`, `to` or both");
+            }
+            let from = tr.from.as_deref().map(|s| (s, chrono::DateTime::parse_from_rfc3339(s)));
+            let to = tr.to.as_deref().map(|s| (s, chrono::DateTime::parse_from_rfc3339(s)));
+            for (field, v) in [("from", &from), ("to", &to)] {
+                if let Some((s, Err(_))) = v {
+                    errs.push(format!("/time_range/{field}"), *s, "an RFC 3339 timestamp with offset, e.g. 2026-10-01T00:00:00Z");
+                }
+            }
+            if let (Some((_, Ok(f))), Some((s, Ok(t)))) = (&from, &to)
+                && f >= t
+            {
+                errs.push("/time_range/to", *s, "a timestamp after `from`");
+            }
+        }
+        if self.max_rows == Some(0) {
+            errs.push("/max_rows", 0, "a positive integer");
+        }
+        self.validate_format(&mut errs);
+        if self.destinations.is_empty() || self.destinations.len() > 10 {
+            errs.push("/destinations", serde_json::to_value(&self.destinations).unwrap_or(Value::Null), "1 to 10 destinations");
+        }
+        if let Some(e) = self.expires_in
+            && !(MIN_EXPIRES_IN..=MAX_EXPIRES_IN).contains(&e)
+        {
+            errs.push("/expires_in", e, format!("seconds from {MIN_EXPIRES_IN} to {MAX_EXPIRES_IN} (30 days)"));
+        }
+        if self.metadata.len() > 50 {
+            errs.push("/metadata", self.metadata.len(), "at most 50 entries");
+        }
+        for (k, v) in &self.metadata {
+            let p = format!("/metadata/{}", super::validation::pointer_token(k));
+            if k.is_empty() || k.len() > 64 {
+                errs.push(p.clone(), k.as_str(), "keys of 1 to 64 bytes");
+            }
+            if v.len() > 512 {
+                errs.push(p, v.as_str(), "values of at most 512 bytes");
+            }
+        }
+        errs.into_result()
+    }
+
+    fn validate_source(&self, errs: &mut ValidationErrors) {
+        let s = &self.source;
+        let given = |name: &str| match name {
+            "rows" => s.rows.is_some(),
+            "schema" => s.schema.is_some(),
+            "path" => s.path.is_some(),
+            "local_path" => s.local_path.is_some(),
+            "file_format" => s.file_format.is_some(),
+            _ => false,
+        };
+        let (own, foreign): (&[&str], &[&str]) = match s.kind {
+            SourceKind::Inline => (&["rows", "schema"], &["path", "local_path", "file_format"]),
+            SourceKind::Dataset => (&["path", "local_path", "file_format"], &["rows", "schema"]),
+        };
+        for f in foreign {
+            if given(f) {
+                errs.push(
+                    format!("/source/{f}"),
+                    Value::Null,
+                    format!("not an option of a {} source; its options are {}", kind_name(s.kind), own.join(", ")),
+                );
+            }
+        }
+        match s.kind {
+            SourceKind::Inline => match &s.rows {
+                None => errs.push("/source/rows", Value::Null, "an array of row objects"),
+                Some(rows) if rows.len() > MAX_INLINE_ROWS => {
+                    errs.push("/source/rows", rows.len(), format!("at most {MAX_INLINE_ROWS} rows; use a dataset source for more"))
+                }
+                Some(_) => {
+                    if let Some(schema) = &s.schema {
+                        for (i, c) in schema.iter().enumerate() {
+                            if crate::source::inline::parse_decl_type(&c.data_type).is_none() {
+                                errs.push(
+                                    format!("/source/schema/{i}/type"),
+                                    c.data_type.as_str(),
+                                    "string, int64, float64, bool, date, timestamp or decimal(P,S) with 1 <= P <= 38, 0 <= S <= P",
+                                );
+                            }
+                        }
+                    }
+                }
+            },
+            SourceKind::Dataset => match (&s.path, &s.local_path) {
+                (None, None) => errs.push("/source/path", Value::Null, "a dataset path (or `local_path`)"),
+                (Some(_), Some(p)) => errs.push("/source/local_path", p.as_str(), "either `path` or `local_path`, not both"),
+                (Some(p), None) => {
+                    if !crate::blob::is_safe_relative_key(p) {
+                        errs.push("/source/path", p.as_str(), "a relative path without `..`, `.` or empty segments");
+                    }
+                }
+                (None, Some(p)) => {
+                    if !std::path::Path::new(p).is_absolute() {
+                        errs.push("/source/local_path", p.as_str(), "an absolute path");
+                    }
+                }
+            },
+        }
+    }
+
+    fn validate_format(&self, errs: &mut ValidationErrors) {
+        let f = &self.format.0;
+        let set = |name: &str| -> bool {
+            match name {
+                "header" => f.header.is_some(),
+                "delimiter" => f.delimiter.is_some(),
+                "bom" => f.bom.is_some(),
+                "null" => f.null.is_some(),
+                "line_ending" => f.line_ending.is_some(),
+                "quote_all" => f.quote_all.is_some(),
+                "formula_guard" => f.formula_guard.is_some(),
+                "decimals_as" => f.decimals_as.is_some(),
+                _ => false,
+            }
+        };
+        let (own, foreign) = match f.kind {
+            FormatKind::Csv => (CSV_ONLY, JSON_ONLY),
+            FormatKind::Json | FormatKind::Jsonl => (JSON_ONLY, CSV_ONLY),
+        };
+        for name in foreign {
+            if set(name) {
+                errs.push(
+                    format!("/format/{name}"),
+                    Value::Null,
+                    format!("not an option of {}; its options are {}", f.kind.as_str(), own.join(", ")),
+                );
+            }
+        }
+        if let Some(d) = &f.delimiter {
+            let ok = d.len() == 1 && !matches!(d.as_bytes()[0], b'"' | b'\r' | b'\n') && d.is_ascii();
+            if !ok {
+                errs.push(
+                    "/format/delimiter",
+                    d.as_str(),
+                    "one ASCII character other than a double quote, CR or LF (e.g. `,` `;` `|` or a tab)",
+                );
+            }
+        }
+        if let Some(n) = &f.null {
+            let delim = f.delimiter.as_deref().unwrap_or(",");
+            if n.contains(['"', '\r', '\n']) || (!delim.is_empty() && n.contains(delim)) || n.len() > 32 {
+                errs.push("/format/null", n.as_str(), "at most 32 characters without quotes, line breaks or the delimiter");
+            }
+        }
+    }
+}
+
+fn kind_name(k: SourceKind) -> &'static str {
+    match k {
+        SourceKind::Inline => "inline",
+        SourceKind::Dataset => "dataset",
+    }
+}
+
+fn validate_filter_shape(i: usize, f: &Filter, errs: &mut ValidationErrors) {
+    let p = format!("/filters/{i}/value");
+    let v = f.value.clone().unwrap_or(Value::Null);
+    match f.op {
+        FilterOp::IsNull | FilterOp::IsNotNull => {
+            if f.value.is_some() {
+                errs.push(p, v, "no value with is_null / is_not_null");
+            }
+        }
+        FilterOp::In => match &f.value {
+            Some(Value::Array(a)) if !a.is_empty() && a.len() <= 1000 && a.iter().all(is_scalar) => {}
+            _ => errs.push(p, v, "an array of 1 to 1000 scalar values"),
+        },
+        FilterOp::Between => match &f.value {
+            Some(Value::Array(a)) if a.len() == 2 && a.iter().all(|x| is_scalar(x) && !x.is_null()) => {}
+            _ => errs.push(p, v, "an array of exactly two values [low, high], both inclusive"),
+        },
+        FilterOp::Contains => match &f.value {
+            Some(Value::String(_)) => {}
+            _ => errs.push(p, v, "a string"),
+        },
+        _ => match &f.value {
+            Some(x) if is_scalar(x) && !x.is_null() => {}
+            _ => errs.push(p, v, "a string, number or boolean (use is_null to match nulls)"),
+        },
+    }
+}
+
+fn is_scalar(v: &Value) -> bool {
+    !matches!(v, Value::Array(_) | Value::Object(_))
+}
+
+impl ExportSpec {
+    /// The export's display name.
+    pub fn display_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| format!("{} export", self.format.kind().as_str()))
+    }
+
+    pub fn expires_in_secs(&self) -> u64 {
+        self.expires_in.unwrap_or(DEFAULT_EXPIRES_IN)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<ExportSpec, ValidationErrors> {
+        let s = ExportSpec::from_json(&v)?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    #[test]
+    fn short_format_form() {
+        let s = parse(json!({"source": {"type": "inline", "rows": []}, "format": "jsonl"})).unwrap();
+        assert_eq!(s.format.kind(), FormatKind::Jsonl);
+        assert_eq!(s.destinations.len(), 1);
+    }
+
+    #[test]
+    fn every_bad_field_is_listed() {
+        let err = parse(json!({
+            "source": {"type": "inline", "rows": [], "path": "x"},
+            "format": {"type": "json", "delimiter": ";"},
+            "max_rows": 0,
+            "expires_in": 5,
+            "filters": [{"column": "a", "op": "in", "value": 3}]
+        }))
+        .unwrap_err();
+        let pointers: Vec<_> = err.0.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/source/path", "/filters/0/value", "/max_rows", "/format/delimiter", "/expires_in"]);
+    }
+
+    #[test]
+    fn unknown_format_names_the_choices() {
+        let err = parse(json!({"source": {"type": "inline", "rows": []}, "format": "xlsx2"})).unwrap_err();
+        assert_eq!(err.0[0].pointer, "/format");
+        assert!(err.0[0].allowed.contains("csv, json, jsonl"));
+    }
+
+    #[test]
+    fn unknown_format_option_is_rejected() {
+        let err = parse(json!({"source": {"type": "inline", "rows": []}, "format": {"type": "csv", "delimitr": ";"}})).unwrap_err();
+        assert_eq!(err.0[0].pointer, "/format/delimitr");
+    }
+
+    #[test]
+    fn time_range_must_be_ordered() {
+        let err = parse(json!({"source": {"type": "inline", "rows": []}, "format": "csv",
+            "time_range": {"column": "t", "from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}}))
+        .unwrap_err();
+        assert_eq!(err.0[0].pointer, "/time_range/to");
+    }
+}

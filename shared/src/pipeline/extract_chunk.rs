@@ -1,0 +1,140 @@
+//! ExtractChunk: read one chunk, filter and select, and write it as a part (encoded rows) or,
+//! when sorting, as a sorted run. Idempotent: a chunk already recorded is not done again.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use serde::{Deserialize, Serialize};
+
+use super::plan::ChunkItem;
+use super::{ChunkManifest, ErrorName, StageContext, StageError, load_active};
+use crate::blob::{LocalFile, keys};
+use crate::format::row_encoder;
+use crate::model::{ChunkRecord, ExportSpec};
+use crate::source::{self, ChunkSource, SourceContext};
+use crate::transform::RowPipeline;
+use crate::transform::sort::{SortSpec, write_run};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtractChunkOutput {
+    pub index: u32,
+    pub rows: u64,
+    pub bytes: u64,
+    /// True when an earlier attempt had already finished this chunk.
+    pub already_done: bool,
+}
+
+/// Encoded bytes buffered before a write.
+const FLUSH_BYTES: usize = 4 << 20;
+/// Batches between two checks that the export is still wanted.
+const CHECK_EVERY: usize = 16;
+
+pub async fn extract_chunk(ctx: &StageContext, input: ChunkItem) -> Result<ExtractChunkOutput, StageError> {
+    let ChunkItem { tenant, export_id, index } = input;
+    let export = load_active(ctx, &tenant, &export_id).await?;
+    if let Some(done) = ctx.store.list_chunks(&tenant, &export_id).await?.into_iter().find(|c| c.index == index) {
+        return Ok(ExtractChunkOutput { index, rows: done.rows, bytes: done.bytes, already_done: true });
+    }
+    let manifest = ChunkManifest::load(ctx.blobs.as_ref(), &tenant, &export_id)
+        .await?
+        .ok_or_else(|| StageError::internal("the chunk manifest is missing: plan did not run"))?;
+    let chunk = manifest
+        .chunks
+        .get(index as usize)
+        .cloned()
+        .ok_or_else(|| StageError::internal(format!("chunk {index} is not in the manifest")))?;
+    let sctx = SourceContext { blobs: ctx.blobs.as_ref(), dataset_roots: &ctx.settings.dataset_roots, tenant: &tenant };
+    let schema = source::schema(sctx, &export.spec).await?;
+    let local = source::localize(ctx.blobs.as_ref(), &chunk).await?;
+    let tmp = tempfile::Builder::new().prefix("part-").tempfile_in(&ctx.settings.work_dir)?.into_temp_path();
+    let out = tmp.to_path_buf();
+    let spec = export.spec.clone();
+    let (store, t, id) = (ctx.store.clone(), tenant.clone(), export_id.clone());
+    let handle = tokio::runtime::Handle::current();
+    let stop = move || -> bool {
+        match handle.block_on(store.get_export(&t, &id)) {
+            Ok(Some(e)) => !crate::model::ExportStatus::ACTIVE.contains(&e.status),
+            Ok(None) => true,
+            Err(_) => false,
+        }
+    };
+    let sorted = manifest.sorted;
+    let (rows, _) =
+        tokio::task::spawn_blocking(move || write_part(&spec, &schema, &chunk, local.as_ref(), sorted, None, &out, &stop)).await??;
+    let part_key = keys::part(&tenant, &export_id, index);
+    let bytes = ctx.blobs.put_file(&part_key, &tmp).await?;
+    let record = ChunkRecord { index, rows, bytes, part_key };
+    ctx.store.record_chunk(&tenant, &export_id, &record).await?;
+    Ok(ExtractChunkOutput { index, rows, bytes, already_done: false })
+}
+
+/// Read a chunk and write its rows to `out`: encoded rows, or a sorted run. `limit` overrides
+/// the spec's `max_rows` (the encode stage uses it to cut the last part short). Returns rows
+/// and bytes written. Blocking.
+#[allow(clippy::too_many_arguments)]
+pub fn write_part(
+    spec: &ExportSpec,
+    schema: &SchemaRef,
+    chunk: &ChunkSource,
+    local: Option<&LocalFile>,
+    sorted: bool,
+    limit: Option<u64>,
+    out: &Path,
+    should_stop: &dyn Fn() -> bool,
+) -> Result<(u64, u64), StageError> {
+    let max_rows = limit.or(spec.max_rows);
+    let mut pipe_spec = spec.clone();
+    // A sorted chunk keeps its top rows after sorting, not its first rows.
+    pipe_spec.max_rows = if sorted { None } else { max_rows };
+    let mut pipeline = RowPipeline::build(schema, &pipe_spec).map_err(|e| StageError::invalid(e.to_string()))?;
+    let batches = source::read_chunk(spec, schema, chunk, local, &pipeline.read_columns)?;
+    let stopped = || StageError::new(ErrorName::Cancelled, "the export stopped while the chunk was read");
+    if sorted {
+        let read_schema: SchemaRef = Arc::new(pipeline.read_schema_of(schema));
+        let mut kept = Vec::new();
+        for (i, b) in batches.enumerate() {
+            if i % CHECK_EVERY == CHECK_EVERY - 1 && should_stop() {
+                return Err(stopped());
+            }
+            if let Some(f) = pipeline.filter(b?)? {
+                kept.push(f);
+            }
+        }
+        let sort = SortSpec::build(&read_schema, &spec.sort).map_err(|e| StageError::invalid(e.to_string()))?;
+        let mut all = sort.sort(&read_schema, &kept)?;
+        drop(kept);
+        if let Some(m) = max_rows
+            && all.num_rows() as u64 > m
+        {
+            all = all.slice(0, m as usize);
+        }
+        let bytes = write_run(out, &all)?;
+        return Ok((all.num_rows() as u64, bytes));
+    }
+    let mut encoder = row_encoder(&spec.format);
+    let mut file = std::fs::File::create(out)?;
+    let mut buf = Vec::with_capacity(FLUSH_BYTES + (1 << 20));
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    for (i, b) in batches.enumerate() {
+        if i % CHECK_EVERY == CHECK_EVERY - 1 && should_stop() {
+            return Err(stopped());
+        }
+        let Some(filtered) = pipeline.filter(b?)? else { break };
+        if filtered.num_rows() == 0 {
+            continue;
+        }
+        let projected = pipeline.project(&filtered)?;
+        encoder.encode_batch(&projected, &mut buf)?;
+        rows += projected.num_rows() as u64;
+        if buf.len() >= FLUSH_BYTES {
+            file.write_all(&buf)?;
+            bytes += buf.len() as u64;
+            buf.clear();
+        }
+    }
+    file.write_all(&buf)?;
+    bytes += buf.len() as u64;
+    Ok((rows, bytes))
+}

@@ -1,0 +1,211 @@
+//! The pipeline stages of one export run: plan, extract_chunk, encode, record_receipt (and
+//! record_failure). Each is a plain async function from a small serde input to a serde output,
+//! idempotent, so that Step Functions (one Lambda per stage) or the local orchestrator can call
+//! it, retry it, and resume a run from its first unfinished chunk.
+
+pub mod encode;
+pub mod extract_chunk;
+pub mod plan;
+pub mod record_failure;
+pub mod record_receipt;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::blob::{BlobError, BlobStore, keys};
+use crate::config::Settings;
+use crate::model::{Export, ExportStatus};
+use crate::source::{ChunkSource, SourceError};
+use crate::store::{JobStore, StoreError};
+
+/// What every stage needs.
+#[derive(Clone)]
+pub struct StageContext {
+    pub store: Arc<dyn JobStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub settings: Arc<Settings>,
+}
+
+/// The error names state machines match on (`Retry.ErrorEquals`, `Catch.ErrorEquals`). They
+/// are part of the contract: never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorName {
+    /// Worth retrying: storage or network trouble.
+    #[serde(rename = "Egress.Transient")]
+    Transient,
+    /// Worth retrying later: a rate limit.
+    #[serde(rename = "Egress.Throttled")]
+    Throttled,
+    /// Never worth retrying: the request or the data is wrong.
+    #[serde(rename = "Egress.Invalid")]
+    Invalid,
+    /// The export is gone (deleted while running).
+    #[serde(rename = "Egress.NotFound")]
+    NotFound,
+    /// The export was cancelled: stop quietly.
+    #[serde(rename = "Egress.Cancelled")]
+    Cancelled,
+    /// The export was paused: stop, keep what is done.
+    #[serde(rename = "Egress.Paused")]
+    Paused,
+    /// A bug: not retried.
+    #[serde(rename = "Egress.Internal")]
+    Internal,
+}
+
+impl ErrorName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transient => "Egress.Transient",
+            Self::Throttled => "Egress.Throttled",
+            Self::Invalid => "Egress.Invalid",
+            Self::NotFound => "Egress.NotFound",
+            Self::Cancelled => "Egress.Cancelled",
+            Self::Paused => "Egress.Paused",
+            Self::Internal => "Egress.Internal",
+        }
+    }
+
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::Transient | Self::Throttled)
+    }
+
+    /// The export error code a failure with this name is recorded with.
+    pub fn export_code(self) -> &'static str {
+        match self {
+            Self::Transient | Self::Throttled => "TRANSIENT_FAILURE",
+            Self::Invalid => "INVALID_SOURCE_DATA",
+            Self::NotFound => "EXPORT_NOT_FOUND",
+            Self::Cancelled => "CANCELLED",
+            Self::Paused => "PAUSED",
+            Self::Internal => "INTERNAL_ERROR",
+        }
+    }
+}
+
+/// A stage's failure: a stable name and a message for people (never a secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{}: {message}", name.as_str())]
+pub struct StageError {
+    pub name: ErrorName,
+    pub message: String,
+}
+
+impl StageError {
+    pub fn new(name: ErrorName, message: impl Into<String>) -> Self {
+        Self { name, message: message.into() }
+    }
+    pub fn transient(m: impl Into<String>) -> Self {
+        Self::new(ErrorName::Transient, m)
+    }
+    pub fn invalid(m: impl Into<String>) -> Self {
+        Self::new(ErrorName::Invalid, m)
+    }
+    pub fn internal(m: impl Into<String>) -> Self {
+        Self::new(ErrorName::Internal, m)
+    }
+}
+
+impl From<StoreError> for StageError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => StageError::new(ErrorName::NotFound, "the export no longer exists"),
+            other => StageError::transient(other.to_string()),
+        }
+    }
+}
+
+impl From<BlobError> for StageError {
+    fn from(e: BlobError) -> Self {
+        match e {
+            BlobError::InvalidKey(k) => StageError::internal(format!("invalid blob key {k}")),
+            other => StageError::transient(other.to_string()),
+        }
+    }
+}
+
+impl From<SourceError> for StageError {
+    fn from(e: SourceError) -> Self {
+        match e {
+            SourceError::Invalid(v) => StageError::invalid(v.to_string()),
+            SourceError::Data(m) => StageError::invalid(m),
+            SourceError::Storage(m) => StageError::transient(m),
+        }
+    }
+}
+
+impl From<arrow::error::ArrowError> for StageError {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        match e {
+            arrow::error::ArrowError::IoError(m, _) => StageError::transient(m),
+            other => StageError::invalid(other.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for StageError {
+    fn from(e: std::io::Error) -> Self {
+        StageError::transient(e.to_string())
+    }
+}
+
+impl From<tokio::task::JoinError> for StageError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        StageError::internal(format!("worker task failed: {e}"))
+    }
+}
+
+/// Names one export: the input of plan and encode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRef {
+    pub tenant: String,
+    pub export_id: String,
+}
+
+/// The plan a run follows, kept in the blob store so that a retried or resumed run uses the
+/// same chunks (and a Distributed Map can read it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkManifest {
+    pub chunks: Vec<ChunkSource>,
+    /// Output column names, in order.
+    pub columns: Vec<String>,
+    /// Chunks write sorted runs to merge instead of encoded parts.
+    pub sorted: bool,
+}
+
+impl ChunkManifest {
+    pub async fn load(blobs: &dyn BlobStore, tenant: &str, export_id: &str) -> Result<Option<Self>, StageError> {
+        match blobs.get_bytes(&keys::manifest(tenant, export_id)).await {
+            Ok(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| StageError::internal(format!("bad chunk manifest: {e}")))?)),
+            Err(BlobError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Load an export and check it may still be worked on: cancelled and paused exports stop the
+/// stage with the matching error name.
+pub async fn load_active(ctx: &StageContext, tenant: &str, export_id: &str) -> Result<Export, StageError> {
+    let export = ctx
+        .store
+        .get_export(tenant, export_id)
+        .await?
+        .ok_or_else(|| StageError::new(ErrorName::NotFound, "the export no longer exists"))?;
+    match export.status {
+        ExportStatus::Pending | ExportStatus::Running => Ok(export),
+        ExportStatus::Paused => Err(StageError::new(ErrorName::Paused, "the export is paused")),
+        ExportStatus::Cancelled => Err(StageError::new(ErrorName::Cancelled, "the export was cancelled")),
+        other => Err(StageError::new(ErrorName::Cancelled, format!("the export is already {}", other.as_str()))),
+    }
+}
+
+/// Write a pipeline event to the audit trail. Audit failures are logged, never fatal to a
+/// run that has already done its work.
+pub async fn audit(ctx: &StageContext, tenant: &str, export_id: &str, action: &str, outcome: &str) {
+    let entry = crate::audit::AuditEntry { tenant, actor: "system", action, target: export_id, request_id: export_id, outcome };
+    if let Err(e) = crate::audit::append(ctx.store.as_ref(), entry).await {
+        tracing::warn!(export_id, tenant, error = %e, "audit append failed");
+    }
+}

@@ -1,0 +1,96 @@
+//! Plan: split the source into chunks, write the chunk manifest, mark the export running.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ChunkManifest, ExportRef, StageContext, StageError, load_active};
+use crate::blob::keys;
+use crate::model::{ExportStatus, Step};
+use crate::source::{self, SourceContext};
+use crate::store::{UpdateError, update_export};
+use crate::transform::RowPipeline;
+
+/// One item of the Map over chunks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkItem {
+    pub tenant: String,
+    pub export_id: String,
+    pub index: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanOutput {
+    pub tenant: String,
+    pub export_id: String,
+    pub chunks_total: u32,
+    /// Blob key of the manifest (for a Distributed Map's ItemReader).
+    pub manifest_key: String,
+    pub chunks: Vec<ChunkItem>,
+}
+
+pub async fn plan(ctx: &StageContext, input: ExportRef) -> Result<PlanOutput, StageError> {
+    let ExportRef { tenant, export_id } = input;
+    let export = load_active(ctx, &tenant, &export_id).await?;
+    mark(ctx, &tenant, &export_id, Step::Plan, "planning chunks".into(), None).await?;
+    // A retried or resumed run keeps the plan it made: chunk numbers must not move.
+    let manifest = match ChunkManifest::load(ctx.blobs.as_ref(), &tenant, &export_id).await? {
+        Some(m) => m,
+        None => {
+            let sctx = SourceContext { blobs: ctx.blobs.as_ref(), dataset_roots: &ctx.settings.dataset_roots, tenant: &tenant };
+            let schema = source::schema(sctx, &export.spec).await?;
+            let pipeline = RowPipeline::build(&schema, &export.spec).map_err(|e| StageError::invalid(e.to_string()))?;
+            let sorted = !export.spec.sort.is_empty();
+            let rows = if sorted { ctx.settings.sort_chunk_rows } else { ctx.settings.chunk_rows };
+            let chunks = source::plan(sctx, &export.spec, rows).await?;
+            let columns = pipeline.output_schema.fields().iter().map(|f| f.name().clone()).collect();
+            let m = ChunkManifest { chunks, columns, sorted };
+            let bytes = serde_json::to_vec(&m).map_err(|e| StageError::internal(e.to_string()))?;
+            ctx.blobs.put_bytes(&keys::manifest(&tenant, &export_id), bytes.into()).await?;
+            m
+        }
+    };
+    let total = manifest.chunks.len() as u32;
+    mark(ctx, &tenant, &export_id, Step::ExtractChunk, format!("reading {total} chunks"), Some(total)).await?;
+    Ok(PlanOutput {
+        chunks: (0..total).map(|index| ChunkItem { tenant: tenant.clone(), export_id: export_id.clone(), index }).collect(),
+        manifest_key: keys::manifest(&tenant, &export_id),
+        chunks_total: total,
+        tenant,
+        export_id,
+    })
+}
+
+/// Move an active export to `running` at `step` (a conditional write).
+pub(crate) async fn mark(
+    ctx: &StageContext,
+    tenant: &str,
+    id: &str,
+    step: Step,
+    description: String,
+    chunks_total: Option<u32>,
+) -> Result<(), StageError> {
+    let res = update_export(ctx.store.as_ref(), tenant, id, |e| {
+        if !ExportStatus::ACTIVE.contains(&e.status) {
+            return Err(e.status);
+        }
+        if e.status == ExportStatus::Pending {
+            e.status = ExportStatus::Running;
+            e.started_at.get_or_insert_with(chrono::Utc::now);
+        }
+        if let Some(t) = chunks_total {
+            e.progress.chunks_total = t;
+        }
+        e.progress.step = step;
+        e.progress.step_description = description.clone();
+        e.progress.recompute_percent();
+        Ok(())
+    })
+    .await;
+    match res {
+        Ok(_) => Ok(()),
+        Err(UpdateError::Refused(ExportStatus::Paused)) => Err(StageError::new(super::ErrorName::Paused, "the export is paused")),
+        Err(UpdateError::Refused(s)) => Err(StageError::new(super::ErrorName::Cancelled, format!("the export is {}", s.as_str()))),
+        Err(UpdateError::NotFound) => Err(StageError::new(super::ErrorName::NotFound, "the export no longer exists")),
+        Err(UpdateError::Store(e)) => Err(e.into()),
+    }
+}

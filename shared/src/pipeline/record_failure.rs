@@ -1,0 +1,74 @@
+//! RecordFailure: the run failed for good. Mark the export failed with a stable code and a
+//! message, clean up, audit. Input as Step Functions' Catch hands it over (`Error`, `Cause`).
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use super::{ErrorName, ExportRef, StageContext, StageError, audit};
+use crate::blob::keys;
+use crate::model::{ExportError, ExportStatus};
+use crate::store::{UpdateError, update_export};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailureInfo {
+    /// The error name, e.g. `Egress.Invalid`.
+    #[serde(rename = "Error")]
+    pub error: String,
+    /// The message.
+    #[serde(rename = "Cause")]
+    pub cause: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordFailureInput {
+    pub tenant: String,
+    pub export_id: String,
+    pub error: FailureInfo,
+}
+
+impl RecordFailureInput {
+    pub fn from_stage_error(tenant: &str, export_id: &str, e: &StageError) -> Self {
+        Self {
+            tenant: tenant.to_string(),
+            export_id: export_id.to_string(),
+            error: FailureInfo { error: e.name.as_str().to_string(), cause: e.message.clone() },
+        }
+    }
+}
+
+/// Export error code for an error name from a state machine.
+fn code_of(name: &str) -> String {
+    let parsed: Option<ErrorName> = serde_json::from_value(serde_json::Value::String(name.to_string())).ok();
+    match parsed {
+        Some(n) => n.export_code().to_string(),
+        None if name == "States.Timeout" => "TIMEOUT".into(),
+        None if name == "Egress.Interrupted" => "INTERRUPTED".into(),
+        None => "INTERNAL_ERROR".into(),
+    }
+}
+
+pub async fn record_failure(ctx: &StageContext, input: RecordFailureInput) -> Result<ExportRef, StageError> {
+    let RecordFailureInput { tenant, export_id, error } = input;
+    let code = code_of(&error.error);
+    let res = update_export(ctx.store.as_ref(), &tenant, &export_id, |e| {
+        if e.status.is_terminal() || e.status == ExportStatus::Paused {
+            return Err(e.status);
+        }
+        e.status = ExportStatus::Failed;
+        e.error = Some(ExportError { code: code.clone(), message: error.cause.clone() });
+        e.finished_at = Some(Utc::now());
+        Ok(())
+    })
+    .await;
+    match res {
+        Ok(_) => {
+            ctx.blobs.delete_prefix(&keys::staging(&tenant, &export_id)).await?;
+            audit(ctx, &tenant, &export_id, "export.failed", "failed").await;
+            tracing::warn!(export_id, tenant, code, cause = %error.cause, "export failed");
+        }
+        // Already finished, cancelled or paused: nothing to record.
+        Err(UpdateError::Refused(_)) | Err(UpdateError::NotFound) => {}
+        Err(UpdateError::Store(e)) => return Err(e.into()),
+    }
+    Ok(ExportRef { tenant, export_id })
+}

@@ -1,0 +1,53 @@
+//! RecordReceipt: the export is done. Record its files, clean up the staging area, audit.
+
+use chrono::Utc;
+
+use super::encode::EncodeOutput;
+use super::{ErrorName, ExportRef, StageContext, StageError, audit};
+use crate::blob::keys;
+use crate::model::{ExportResult, ExportStatus, Step};
+use crate::store::{UpdateError, update_export};
+
+pub async fn record_receipt(ctx: &StageContext, input: EncodeOutput) -> Result<ExportRef, StageError> {
+    let EncodeOutput { tenant, export_id, files } = input;
+    let now = Utc::now();
+    let res = update_export(ctx.store.as_ref(), &tenant, &export_id, |e| {
+        if !ExportStatus::ACTIVE.contains(&e.status) {
+            return Err(e.status);
+        }
+        let expires_at = now + chrono::Duration::seconds(e.spec.expires_in_secs() as i64);
+        e.status = ExportStatus::Completed;
+        e.result = Some(ExportResult {
+            rows: files.iter().map(|f| f.rows).sum(),
+            bytes: files.iter().map(|f| f.size).sum(),
+            files: files.clone(),
+            expires_at,
+        });
+        e.progress.rows = files.iter().map(|f| f.rows).sum();
+        e.progress.step = Step::Done;
+        e.progress.step_description = "completed".into();
+        e.progress.recompute_percent();
+        e.finished_at = Some(now);
+        Ok(())
+    })
+    .await;
+    match res {
+        Ok(_) => {}
+        Err(UpdateError::Refused(s)) => {
+            // Cancelled or deleted meanwhile: the files must not outlive the export.
+            for f in &files {
+                let _ = ctx.blobs.delete(&f.key).await;
+            }
+            return Err(StageError::new(ErrorName::Cancelled, format!("the export is {}", s.as_str())));
+        }
+        Err(UpdateError::NotFound) => {
+            let _ = ctx.blobs.delete_prefix(&keys::results(&tenant, &export_id)).await;
+            return Err(StageError::new(ErrorName::NotFound, "the export no longer exists"));
+        }
+        Err(UpdateError::Store(e)) => return Err(e.into()),
+    }
+    ctx.blobs.delete_prefix(&keys::staging(&tenant, &export_id)).await?;
+    audit(ctx, &tenant, &export_id, "export.completed", "success").await;
+    tracing::info!(export_id, tenant, "export completed");
+    Ok(ExportRef { tenant, export_id })
+}
