@@ -8,11 +8,11 @@ cd "$root"
 bash infra/testbed/python.sh
 export EGRESS_TEST_PYTHON="${EGRESS_VENV:-$root/.venv}/bin/python"
 
-echo "== cargo fmt"
+echo "== cargo fmt (${SECONDS}s)"
 cargo fmt --all -- --check
-echo "== dependency guard"
+echo "== dependency guard (${SECONDS}s)"
 bash infra/checks/deps.sh
-echo "== cargo clippy"
+echo "== cargo clippy (${SECONDS}s)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo test"
-cargo test --workspace --locked
+echo "== cargo test (${SECONDS}s)"
+cargo test --workspace --locked --no-fail-fast

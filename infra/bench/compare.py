@@ -6,7 +6,8 @@
 Every input line that is a JSON object with a "tool" is a result: egress's has "tool": "egress".
 Other lines are ignored. Results are grouped by format and compression; in each group a
 table shows every tool, then:
-  speed   egress rows/s divided by the fastest peer's rows/s (above 1: egress is faster);
+  speed   egress rows/s divided by the fastest peer's rows/s (above 1: egress is faster), each
+          over the export call alone (a peer's `tool_seconds`: no interpreter start-up);
   memory  egress peak RSS divided by each peer's (below 1: egress uses less).
 When a tool appears several times in a group, its fastest line is the one compared.
 Always exits 0.
@@ -18,10 +19,14 @@ import json
 import sys
 
 
+def seconds(r: dict) -> float:
+    """The time of the export itself: a peer's `tool_seconds` (its COPY or sink call, without
+    Python's start-up and imports) when given, so that the ratio never flatters egress."""
+    return float(r.get("tool_seconds") or r.get("seconds") or 0.0)
+
+
 def speed(r: dict) -> float:
-    if r.get("rows_per_s"):
-        return float(r["rows_per_s"])
-    return r.get("rows", 0) / r["seconds"] if r.get("seconds") else 0.0
+    return r.get("rows", 0) / seconds(r) if seconds(r) else 0.0
 
 
 def main() -> int:
@@ -48,7 +53,7 @@ def main() -> int:
             if "error" in r:
                 print(f"  {r['tool']:<10} failed: {r['error']}")
                 continue
-            print(f"  {r['tool']:<10} {r.get('seconds') or 0:>9.3f} {speed(r):>13,.0f} {r.get('mb_per_s') or 0:>9.1f} {r.get('peak_rss_mb') or 0:>12.1f}")
+            print(f"  {r['tool']:<10} {seconds(r):>9.3f} {speed(r):>13,.0f} {(r.get('bytes') or 0) / 1e6 / (seconds(r) or 1):>9.1f} {r.get('peak_rss_mb') or 0:>12.1f}")
 
         best: dict[str, dict] = {}
         for r in results:

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One command for the benchmark: egress and the best peers (DuckDB, DuckDB single-threaded,
+# Polars) export the same synthetic Parquet dataset in the same run; prints a table and ratios.
+#
+#   infra/bench/run.sh [--format csv|jsonl] [--rows N] [--compression none|gzip]
+#
+# EGRESS_BENCH_DIR (default <repo>/data) holds the dataset (made once, reused) and the outputs.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+format=csv rows=10000000 compression=none
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --format) format="$2"; shift 2 ;;
+    --rows) rows="$2"; shift 2 ;;
+    --compression) compression="$2"; shift 2 ;;
+    *) echo "usage: $0 [--format csv|jsonl] [--rows N] [--compression none|gzip]" >&2; exit 2 ;;
+  esac
+done
+data="${EGRESS_BENCH_DIR:-$root/data}"
+cd "$root"
+cargo build --release --locked --bin egress >&2
+bash infra/testbed/python.sh >&2
+py="${EGRESS_VENV:-$root/.venv}/bin/python"
+bin="$root/target/release/egress"
+results="$data/bench/results-$format-$rows.jsonl"
+mkdir -p "$data/bench/out"
+{
+  "$bin" --data-dir "$data" bench --format "$format" --rows "$rows" --compression "$compression" --json
+  if [[ "$compression" == none ]]; then
+    "$py" infra/bench/peers.py --source "$data/bench/transactions-$rows/*.parquet" --format "$format" --out-dir "$data/bench/out"
+  fi
+} | tee "$results" | "$py" infra/bench/compare.py
+echo "raw results: $results" >&2
