@@ -440,3 +440,35 @@ fn listing_filters_and_pages_and_delete_removes_files() {
     let folder = f.server.data_dir.join(format!("blobs/tenants/acme/exports/{id}"));
     assert!(!folder.exists() || std::fs::read_dir(&folder).unwrap().next().is_none());
 }
+
+#[test]
+fn csv_and_jsonl_datasets_are_read_with_their_types() {
+    let f = fixture();
+    let root = f.server.dataset_root.join("text");
+    std::fs::create_dir_all(root.join("csv")).unwrap();
+    std::fs::write(root.join("csv/a.csv"), "id,name,amount,ok\n1,\"Müller, Hans\",12.5,true\n2,Ωmega,-3,false\n").unwrap();
+    std::fs::write(root.join("csv/b.csv"), "id,name,amount,ok\n3,\"say \"\"hi\"\"\",0.25,true\n").unwrap();
+    std::fs::write(root.join("csv/_SUCCESS"), "").unwrap();
+    std::fs::write(
+        root.join("rows.jsonl"),
+        "{\"id\": 1, \"tags\": \"x\", \"at\": \"2026-10-01T00:00:00Z\"}\n{\"id\": 9007199254740993, \"tags\": null, \"at\": null}\n",
+    )
+    .unwrap();
+
+    let spec = json!({"source": {"type": "dataset", "local_path": root.join("csv").to_str().unwrap()},
+                      "filters": [{"column": "ok", "op": "=", "value": true}], "format": "jsonl"});
+    let e = f.server.export(&f.token, &spec);
+    assert_eq!(e["status"], "completed", "{e}");
+    assert_eq!(e["progress"]["chunks_total"], 2, "one chunk per CSV file");
+    let text = String::from_utf8(f.server.download(&f.token, e["id"].as_str().unwrap())).unwrap();
+    assert_eq!(
+        text,
+        "{\"id\":1,\"name\":\"Müller, Hans\",\"amount\":12.5,\"ok\":true}\n{\"id\":3,\"name\":\"say \\\"hi\\\"\",\"amount\":0.25,\"ok\":true}\n"
+    );
+
+    let spec = json!({"source": {"type": "dataset", "local_path": root.join("rows.jsonl").to_str().unwrap()}, "format": "csv"});
+    let e = f.server.export(&f.token, &spec);
+    assert_eq!(e["status"], "completed", "{e}");
+    let text = String::from_utf8(f.server.download(&f.token, e["id"].as_str().unwrap())).unwrap();
+    assert_eq!(text, "id,tags,at\n1,x,2026-10-01T00:00:00Z\n9007199254740993,,\n");
+}

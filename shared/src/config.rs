@@ -32,7 +32,7 @@ pub struct Settings {
 impl Settings {
     pub fn new(work_dir: PathBuf) -> Self {
         Self {
-            chunk_rows: 1_000_000,
+            chunk_rows: 262_144,
             sort_chunk_rows: 250_000,
             max_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             dataset_roots: Vec::new(),

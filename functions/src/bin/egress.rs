@@ -55,6 +55,9 @@ enum Command {
         /// Print one JSON line instead of text.
         #[arg(long)]
         json: bool,
+        /// Only make the dataset (if missing) and stop.
+        #[arg(long)]
+        prepare_only: bool,
     },
     /// Manage API keys.
     Keys {
@@ -122,7 +125,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Bench { format, rows, compression, json } => {
+        Command::Bench { format, rows, compression, json, prepare_only } => {
+            egress::telemetry::init_text();
+            if *prepare_only {
+                let dir = bench::dataset(&cli.data_dir, *rows)?;
+                eprintln!("bench dataset: {}", dir.display());
+                return Ok(());
+            }
             let r = bench::run(&cli.data_dir, format, compression, *rows).await?;
             if *json {
                 println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);

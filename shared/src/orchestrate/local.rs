@@ -105,7 +105,14 @@ where
 async fn run(ctx: StageContext, slots: Arc<Semaphore>, tenant: String, export_id: String) {
     let r = ExportRef { tenant: tenant.clone(), export_id: export_id.clone() };
     let outcome: Result<(), StageError> = async {
+        let started = std::time::Instant::now();
         let planned = with_retry(|| plan::plan(&ctx, r.clone())).await?;
+        tracing::debug!(export_id = %r.export_id, ms = started.elapsed().as_millis() as u64, chunks = planned.chunks_total, "plan done");
+        // Encode takes the parts in order as they are recorded: it runs beside the chunks.
+        let encoding = {
+            let (ctx, r) = (ctx.clone(), r.clone());
+            tokio::spawn(async move { with_retry(|| encode::encode(&ctx, r.clone())).await })
+        };
         let results: Vec<Result<_, StageError>> = futures::stream::iter(planned.chunks)
             .map(|item| {
                 let (ctx, slots) = (ctx.clone(), slots.clone());
@@ -117,6 +124,7 @@ async fn run(ctx: StageContext, slots: Arc<Semaphore>, tenant: String, export_id
             .buffer_unordered(ctx.settings.max_concurrency.max(1))
             .collect()
             .await;
+        tracing::debug!(export_id = %r.export_id, ms = started.elapsed().as_millis() as u64, "chunks done");
         // Cancellation and pause win over other errors: they explain the rest.
         let mut first_err = None;
         for res in results {
@@ -128,9 +136,16 @@ async fn run(ctx: StageContext, slots: Arc<Semaphore>, tenant: String, export_id
             }
         }
         if let Some(e) = first_err {
+            // Encode stops by itself once the export is no longer active; record the failure
+            // first so that it sees that.
+            if !matches!(e.name, ErrorName::Cancelled | ErrorName::Paused | ErrorName::NotFound) {
+                let _ = record_failure(&ctx, RecordFailureInput::from_stage_error(&tenant, &export_id, &e)).await;
+            }
+            let _ = encoding.await;
             return Err(e);
         }
-        let encoded = with_retry(|| encode::encode(&ctx, r.clone())).await?;
+        let encoded = encoding.await.map_err(StageError::from)??;
+        tracing::debug!(export_id = %r.export_id, ms = started.elapsed().as_millis() as u64, "encode done");
         with_retry(|| record_receipt::record_receipt(&ctx, encoded.clone())).await?;
         Ok(())
     }

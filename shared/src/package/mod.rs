@@ -7,34 +7,66 @@ use sha2::{Digest, Sha256};
 
 use crate::model::spec::Compression;
 
-/// Passes bytes through, counting them and hashing them with SHA-256.
+/// Bytes handed to the hashing thread and the inner writer at a time.
+const BLOCK: usize = 4 << 20;
+
+/// Buffers bytes into large blocks, writes each block to `inner` and hashes it with SHA-256 on
+/// a thread of its own, so hashing runs beside the writing (and beside whatever produces the
+/// bytes) instead of after it. Also counts the bytes. No `BufWriter` is needed around `inner`.
 pub struct HashingWriter<W: Write> {
     inner: W,
-    hasher: Sha256,
+    block: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    hasher: Option<std::thread::JoinHandle<Sha256>>,
     bytes: u64,
 }
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        Self { inner, hasher: Sha256::new(), bytes: 0 }
+        // Four blocks in flight at most: bounded memory whatever the file's size.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let hasher = std::thread::spawn(move || {
+            let mut h = Sha256::new();
+            for block in rx {
+                h.update(&block);
+            }
+            h
+        });
+        Self { inner, block: Vec::with_capacity(BLOCK), tx: Some(tx), hasher: Some(hasher), bytes: 0 }
     }
 
-    /// The inner writer, the hex SHA-256 and the byte count.
-    pub fn finish(self) -> (W, String, u64) {
-        (self.inner, hex::encode(self.hasher.finalize()), self.bytes)
+    fn flush_block(&mut self) -> io::Result<()> {
+        if self.block.is_empty() {
+            return Ok(());
+        }
+        let block = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK));
+        self.inner.write_all(&block)?;
+        self.bytes += block.len() as u64;
+        self.tx.as_ref().expect("open until finish").send(block).map_err(|_| io::Error::other("the hashing thread stopped"))
+    }
+
+    /// Write out what is buffered; return the inner writer, the hex SHA-256 and the byte count.
+    pub fn finish(mut self) -> io::Result<(W, String, u64)> {
+        self.flush_block()?;
+        self.inner.flush()?;
+        drop(self.tx.take());
+        let h = self.hasher.take().expect("joined once").join().map_err(|_| io::Error::other("the hashing thread panicked"))?;
+        let HashingWriter { inner, bytes, .. } = self;
+        Ok((inner, hex::encode(h.finalize()), bytes))
     }
 }
-
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
+        self.block.extend_from_slice(buf);
+        if self.block.len() >= BLOCK {
+            self.flush_block()?;
+        }
+        Ok(buf.len())
     }
 
+    /// Buffered bytes stay buffered (they are written in whole blocks); `finish` writes them.
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        Ok(())
     }
 }
 
@@ -99,11 +131,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hash_of_many_blocks_is_the_hash_of_the_bytes() {
+        let data: Vec<u8> = (0..(BLOCK * 3 + 12345)).map(|i| (i * 31 % 251) as u8).collect();
+        let mut w = HashingWriter::new(Vec::new());
+        for piece in data.chunks(100_003) {
+            w.write_all(piece).unwrap();
+        }
+        let (out, sha, n) = w.finish().unwrap();
+        assert_eq!(out, data);
+        assert_eq!(n as usize, data.len());
+        assert_eq!(sha, hex::encode(Sha256::digest(&data)));
+    }
+
+    #[test]
     fn gzip_round_trips_and_hash_is_of_the_written_bytes() {
         let hw = HashingWriter::new(Vec::new());
         let mut c = Compressor::new(hw, Compression::Gzip);
         c.write_all(b"hello, world\n").unwrap();
-        let (bytes, sha, n) = c.finish().unwrap().finish();
+        let (bytes, sha, n) = c.finish().unwrap().finish().unwrap();
         assert_eq!(n as usize, bytes.len());
         assert_eq!(sha, hex::encode(Sha256::digest(&bytes)));
         let mut s = String::new();

@@ -1,16 +1,24 @@
 //! Encode: make the deliverable file from the parts. Row formats: header, the parts in chunk
 //! order, footer; a sorted export merges its runs instead. Compression and the SHA-256 are
-//! applied on the way to the file.
+//! applied on the way to the file (the hash on a thread of its own).
+//!
+//! Encode takes the parts in chunk order as they are recorded, so it can run beside the
+//! extraction (the local orchestrator starts it right after plan) or after it (a state
+//! machine's Map; then every part is already there).
 
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
+use tokio::runtime::Handle;
 
 use super::extract_chunk::write_part;
 use super::plan::mark;
 use super::{ChunkManifest, ExportRef, StageContext, StageError, load_active};
-use crate::blob::keys;
+use crate::blob::{BlobError, LocalFile, keys};
 use crate::format::row_encoder;
 use crate::model::{ChunkRecord, Export, ResultFile, Step};
 use crate::package::{Compressor, HashingWriter, content_type};
@@ -25,13 +33,8 @@ pub struct EncodeOutput {
     pub files: Vec<ResultFile>,
 }
 
-/// Where the bytes of the file come from, in order.
-enum Body {
-    /// Encoded parts; the last may be re-made shorter to honour `max_rows`.
-    Parts(Vec<std::path::PathBuf>),
-    /// Sorted runs to merge.
-    Runs(Vec<std::path::PathBuf>),
-}
+/// Bytes read from a part at a time.
+const READ_BLOCK: usize = 4 << 20;
 
 pub async fn encode(ctx: &StageContext, input: ExportRef) -> Result<EncodeOutput, StageError> {
     let ExportRef { tenant, export_id } = input;
@@ -39,114 +42,11 @@ pub async fn encode(ctx: &StageContext, input: ExportRef) -> Result<EncodeOutput
     let manifest = ChunkManifest::load(ctx.blobs.as_ref(), &tenant, &export_id)
         .await?
         .ok_or_else(|| StageError::internal("the chunk manifest is missing: plan did not run"))?;
-    let records = ctx.store.list_chunks(&tenant, &export_id).await?;
-    if records.len() != manifest.chunks.len() {
-        return Err(StageError::internal(format!("{} of {} chunks are done: encode ran too early", records.len(), manifest.chunks.len())));
-    }
-    mark(ctx, &tenant, &export_id, Step::Encode, "writing the file".into(), None).await?;
-
-    // Local copies of the parts (the parts themselves on the embedded default).
-    let mut locals = Vec::with_capacity(records.len());
-    for r in &records {
-        locals.push(ctx.blobs.local_file(&r.part_key).await?);
-    }
-    let paths = locals.iter().map(|l| l.path.clone()).collect::<Vec<_>>();
-    let mut rows: u64 = records.iter().map(|r| r.rows).sum();
-    let mut body = if manifest.sorted { Body::Runs(paths) } else { Body::Parts(paths) };
-    // Each sorted run keeps up to `max_rows`; the merge keeps `max_rows` in all.
-    if manifest.sorted
-        && let Some(max) = export.spec.max_rows
-    {
-        rows = rows.min(max);
-    }
-
-    // `max_rows` without sorting: keep whole parts while they fit, re-make the one that
-    // crosses the limit with just the rows still allowed, and drop the rest.
-    let mut cut_part = None;
-    if let (Some(max), Body::Parts(paths)) = (export.spec.max_rows, &mut body)
-        && rows > max
-    {
-        let (keep, need) = parts_within(&records, max);
-        paths.truncate(keep);
-        if need > 0 {
-            let chunk = manifest.chunks[keep].clone();
-            let sctx = SourceContext { blobs: ctx.blobs.as_ref(), dataset_roots: &ctx.settings.dataset_roots, tenant: &tenant };
-            let schema = source::schema(sctx, &export.spec).await?;
-            let local = source::localize(ctx.blobs.as_ref(), &chunk).await?;
-            let tmp = tempfile::Builder::new().prefix("cut-").tempfile_in(&ctx.settings.work_dir)?.into_temp_path();
-            let (spec, out) = (export.spec.clone(), tmp.to_path_buf());
-            tokio::task::spawn_blocking(move || write_part(&spec, &schema, &chunk, local.as_ref(), false, Some(need), &out, &|| false))
-                .await??;
-            paths.push(tmp.to_path_buf());
-            cut_part = Some(tmp);
-        }
-        rows = max;
-    }
-
-    let sort_schema = if manifest.sorted {
-        let sctx = SourceContext { blobs: ctx.blobs.as_ref(), dataset_roots: &ctx.settings.dataset_roots, tenant: &tenant };
-        let schema = source::schema(sctx, &export.spec).await?;
-        let p = RowPipeline::build(&schema, &export.spec).map_err(|e| StageError::invalid(e.to_string()))?;
-        Some((Arc::new(p.read_schema_of(&schema)), p.output_indices().to_vec(), p.output_schema.clone()))
-    } else {
-        None
-    };
-
+    let sctx = SourceContext { blobs: ctx.blobs.as_ref(), dataset_roots: &ctx.settings.dataset_roots, tenant: &tenant };
+    let schema = source::schema(sctx, &export.spec).await?;
     let out = tempfile::Builder::new().prefix("file-").tempfile_in(&ctx.settings.work_dir)?.into_temp_path();
-    let out_path = out.to_path_buf();
-    let exp = export.clone();
-    let columns = manifest.columns.clone();
-    let (sha256, size) = tokio::task::spawn_blocking(move || -> Result<(String, u64), StageError> {
-        let file = std::fs::File::create(&out_path)?;
-        let hashing = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
-        let mut w = Compressor::new(hashing, exp.spec.compression);
-        let mut encoder = row_encoder(&exp.spec.format);
-        w.write_all(&encoder.header(&columns))?;
-        match body {
-            Body::Parts(paths) => {
-                let mut skip = encoder.first_row_skip();
-                for p in paths {
-                    let mut f = std::fs::File::open(&p)?;
-                    if skip > 0 {
-                        let len = f.metadata()?.len();
-                        if len == 0 {
-                            continue;
-                        }
-                        let mut drop = vec![0u8; skip];
-                        f.read_exact(&mut drop)?;
-                        skip = 0;
-                    }
-                    std::io::copy(&mut f, &mut w)?;
-                }
-            }
-            Body::Runs(paths) => {
-                let (read_schema, output, output_schema) = sort_schema.expect("sorted exports carry their schema");
-                // Runs hold the read columns (sort keys included); the file gets the output columns.
-                let spec = SortSpec::build(&read_schema, &exp.spec.sort).map_err(|e| StageError::invalid(e.to_string()))?;
-                let mut merge = Merge::open(spec, &read_schema, &paths, exp.spec.max_rows)?;
-                let mut buf = Vec::with_capacity(1 << 20);
-                let mut skip = encoder.first_row_skip();
-                while let Some(batch) = merge.next_batch()? {
-                    let projected = batch.project(&output)?;
-                    let projected = arrow::record_batch::RecordBatch::try_new(Arc::clone(&output_schema), projected.columns().to_vec())?;
-                    encoder.encode_batch(&projected, &mut buf)?;
-                    w.write_all(&buf[skip.min(buf.len())..])?;
-                    if !buf.is_empty() {
-                        skip = 0;
-                    }
-                    buf.clear();
-                }
-            }
-        }
-        w.write_all(&encoder.footer())?;
-        let hashing = w.finish()?;
-        let (mut buffered, sha, size) = hashing.finish();
-        buffered.flush()?;
-        Ok((sha, size))
-    })
-    .await??;
-    drop(cut_part);
-
+    let job = Job { ctx: ctx.clone(), export: export.clone(), manifest, schema, out: out.to_path_buf(), handle: Handle::current() };
+    let (sha256, size, rows) = tokio::task::spawn_blocking(move || job.run()).await??;
     let name = file_name(&export);
     let key = keys::result_file(&tenant, &export_id, &name);
     ctx.blobs.put_file(&key, &out).await?;
@@ -161,16 +61,158 @@ pub async fn encode(ctx: &StageContext, input: ExportRef) -> Result<EncodeOutput
     Ok(EncodeOutput { tenant, export_id, files: vec![file] })
 }
 
-/// How many whole parts fit in `max` rows, and how many rows the next part must give.
-fn parts_within(records: &[ChunkRecord], max: u64) -> (usize, u64) {
-    let mut total = 0u64;
-    for (i, r) in records.iter().enumerate() {
-        if total + r.rows > max {
-            return (i, max - total);
-        }
-        total += r.rows;
+/// The blocking part of encode.
+struct Job {
+    ctx: StageContext,
+    export: Export,
+    manifest: ChunkManifest,
+    schema: SchemaRef,
+    out: PathBuf,
+    handle: Handle,
+}
+
+impl Job {
+    fn tenant(&self) -> &str {
+        &self.export.tenant
     }
-    (records.len(), 0)
+
+    /// Wait until chunk `index` is recorded; returns its record and its part as a local file.
+    /// Gives up when the export stops being wanted (cancelled, paused, failed, deleted).
+    fn part(&self, index: u32, known: &mut Vec<ChunkRecord>) -> Result<(ChunkRecord, LocalFile), StageError> {
+        let mut delay = Duration::from_millis(5);
+        loop {
+            if let Some(r) = known.iter().find(|r| r.index == index) {
+                return match self.handle.block_on(self.ctx.blobs.local_file(&r.part_key)) {
+                    Ok(local) => Ok((r.clone(), local)),
+                    // Recorded but gone: an earlier encode copied and removed it, then stopped.
+                    Err(BlobError::NotFound(_)) => Ok((r.clone(), LocalFile::temporary(self.remake_part(index, None)?))),
+                    Err(e) => Err(e.into()),
+                };
+            }
+            *known = self.handle.block_on(self.ctx.store.list_chunks(self.tenant(), &self.export.id))?;
+            if known.iter().any(|r| r.index == index) {
+                continue;
+            }
+            self.handle.block_on(load_active(&self.ctx, self.tenant(), &self.export.id))?;
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    /// Write the file; returns its SHA-256, size and rows.
+    fn run(self) -> Result<(String, u64, u64), StageError> {
+        let file = std::fs::File::create(&self.out)?;
+        let mut w = Compressor::new(HashingWriter::new(file), self.export.spec.compression);
+        let mut encoder = row_encoder(&self.export.spec.format);
+        w.write_all(&encoder.header(&self.manifest.columns))?;
+        let rows = if self.manifest.sorted {
+            self.merge_runs(&mut *encoder, &mut w)?
+        } else {
+            self.concat_parts(encoder.first_row_skip(), &mut w)?
+        };
+        w.write_all(&encoder.footer())?;
+        let (_, sha, size) = w.finish()?.finish()?;
+        Ok((sha, size, rows))
+    }
+
+    fn mark_encoding(&self) -> Result<(), StageError> {
+        self.handle.block_on(mark(&self.ctx, self.tenant(), &self.export.id, Step::Encode, "writing the file".into(), None))
+    }
+
+    /// The parts in chunk order. With `max_rows`, whole parts are kept while they fit; the part
+    /// that crosses the limit is made again with just the rows still allowed.
+    fn concat_parts(&self, first_row_skip: usize, w: &mut impl Write) -> Result<u64, StageError> {
+        let total = self.manifest.chunks.len() as u32;
+        let max = self.export.spec.max_rows;
+        let mut known = Vec::new();
+        let mut rows = 0u64;
+        let mut skip = first_row_skip;
+        let mut buf = vec![0u8; READ_BLOCK];
+        for index in 0..total {
+            let (record, local) = self.part(index, &mut known)?;
+            if index + 1 == total {
+                self.mark_encoding()?;
+            }
+            let mut cut = None;
+            let path = match max {
+                Some(m) if rows + record.rows > m => {
+                    let tmp = self.remake_part(index, Some(m - rows))?;
+                    let p = tmp.to_path_buf();
+                    cut = Some(tmp);
+                    rows = m;
+                    p
+                }
+                _ => {
+                    rows += record.rows;
+                    local.path.clone()
+                }
+            };
+            let mut f = std::fs::File::open(&path)?;
+            if skip > 0 && f.metadata()?.len() > 0 {
+                let mut drop = vec![0u8; skip];
+                f.read_exact(&mut drop)?;
+                skip = 0;
+            }
+            loop {
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                w.write_all(&buf[..n])?;
+            }
+            drop(cut);
+            // Its bytes are in the file now: free the part (and its page cache) at once.
+            self.handle.block_on(self.ctx.blobs.delete(&record.part_key))?;
+            drop(local);
+            if max == Some(rows) {
+                break;
+            }
+        }
+        if max == Some(rows) || total == 0 {
+            self.mark_encoding()?;
+        }
+        Ok(rows)
+    }
+
+    /// Make chunk `index`'s part again from the source: with only its first `need` rows (to
+    /// honour `max_rows`), or whole (when the part is gone).
+    fn remake_part(&self, index: u32, need: Option<u64>) -> Result<tempfile::TempPath, StageError> {
+        let chunk = self.manifest.chunks[index as usize].clone();
+        let local = self.handle.block_on(source::localize(self.ctx.blobs.as_ref(), &chunk))?;
+        let tmp = tempfile::Builder::new().prefix("cut-").tempfile_in(&self.ctx.settings.work_dir)?.into_temp_path();
+        write_part(&self.export.spec, &self.schema, &chunk, local.as_ref(), false, need, &tmp, &|| false)?;
+        Ok(tmp)
+    }
+
+    /// The k-way merge of the sorted runs (all of them are needed before the first row).
+    fn merge_runs(&self, encoder: &mut dyn crate::format::RowEncoder, w: &mut impl Write) -> Result<u64, StageError> {
+        let mut known = Vec::new();
+        let mut locals = Vec::new();
+        for index in 0..self.manifest.chunks.len() as u32 {
+            locals.push(self.part(index, &mut known)?.1);
+        }
+        self.mark_encoding()?;
+        let pipeline = RowPipeline::build(&self.schema, &self.export.spec).map_err(|e| StageError::invalid(e.to_string()))?;
+        // Runs hold the read columns (sort keys included); the file gets the output columns.
+        let read_schema = Arc::new(pipeline.read_schema_of(&self.schema));
+        let spec = SortSpec::build(&read_schema, &self.export.spec.sort).map_err(|e| StageError::invalid(e.to_string()))?;
+        let paths: Vec<PathBuf> = locals.iter().map(|l| l.path.clone()).collect();
+        let mut merge = Merge::open(spec, &read_schema, &paths, self.export.spec.max_rows)?;
+        let mut buf = Vec::with_capacity(1 << 20);
+        let mut skip = encoder.first_row_skip();
+        let mut rows = 0u64;
+        while let Some(batch) = merge.next_batch()? {
+            let projected = pipeline.project(&batch)?;
+            encoder.encode_batch(&projected, &mut buf)?;
+            rows += projected.num_rows() as u64;
+            w.write_all(&buf[skip.min(buf.len())..])?;
+            if !buf.is_empty() {
+                skip = 0;
+            }
+            buf.clear();
+        }
+        Ok(rows)
+    }
 }
 
 /// `<name as a slug>.<ext>[.gz]`, e.g. `flagged-transactions-2026-10.csv`.
@@ -186,22 +228,4 @@ pub fn file_name(export: &Export) -> String {
     let slug = slug.trim_end_matches('-');
     let slug = if slug.is_empty() { "export" } else { &slug[..slug.len().min(80)] };
     format!("{slug}.{}{}", export.spec.format.kind().extension(), export.spec.compression.suffix())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rec(rows: u64) -> ChunkRecord {
-        ChunkRecord { index: 0, rows, bytes: 0, part_key: String::new() }
-    }
-
-    #[test]
-    fn limit_cuts_the_crossing_part() {
-        let r = [rec(10), rec(10), rec(10)];
-        assert_eq!(parts_within(&r, 25), (2, 5));
-        assert_eq!(parts_within(&r, 20), (2, 0));
-        assert_eq!(parts_within(&r, 5), (0, 5));
-        assert_eq!(parts_within(&r, 40), (3, 0));
-    }
 }

@@ -129,8 +129,49 @@ fn file_schema(format: DatasetFormat, path: &Path) -> Result<SchemaRef, SourceEr
         }
         DatasetFormat::Jsonl => {
             let (schema, _) = arrow::json::reader::infer_json_schema_from_seekable(BufReader::new(File::open(path)?), Some(INFER_ROWS))?;
-            Ok(Arc::new(schema))
+            Ok(Arc::new(in_first_record_order(schema, path)?))
         }
+    }
+}
+
+/// Inference sorts the keys; a person expects the order of the file. Keys of the first record
+/// come first, in its order, then any others as inference found them.
+fn in_first_record_order(schema: Schema, path: &Path) -> Result<Schema, SourceError> {
+    use std::io::BufRead;
+    let mut first = String::new();
+    for line in BufReader::new(File::open(path)?).lines() {
+        let line = line?;
+        if !line.trim().is_empty() {
+            first = line;
+            break;
+        }
+    }
+    let order = serde_json::from_str::<KeysInOrder>(&first).map(|k| k.0).unwrap_or_default();
+    let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
+    fields.sort_by_key(|f| order.iter().position(|k| k == f.name()).unwrap_or(usize::MAX));
+    Ok(Schema::new(fields))
+}
+
+/// The keys of a JSON object, in the order they are written.
+struct KeysInOrder(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for KeysInOrder {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = KeysInOrder;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<KeysInOrder, A::Error> {
+                let mut keys = Vec::new();
+                while let Some((k, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
+                    keys.push(k);
+                }
+                Ok(KeysInOrder(keys))
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
