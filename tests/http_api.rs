@@ -254,6 +254,10 @@ fn idempotency_key_replays_and_refuses_a_different_body() {
 fn validation_errors_name_the_field_the_value_and_what_is_allowed() {
     let f = fixture();
     let ds = f.dataset.to_str().unwrap();
+    // A folder inside a dataset root whose file links to a file outside every root.
+    let link = f.server.dataset_root.join("escape");
+    std::fs::create_dir_all(&link).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", link.join("host.csv")).unwrap();
     let cases: Vec<(Value, u16, &str, &str)> = vec![
         (json!({"source": {"type": "inline", "rows": []}, "format": "csv", "colour": "red"}), 422, "VALIDATION_ERROR", "/colour"),
         (json!({"source": {"type": "inline", "rows": []}, "format": "xlsx9"}), 422, "INVALID_FORMAT", "/format"),
@@ -312,6 +316,12 @@ fn validation_errors_name_the_field_the_value_and_what_is_allowed() {
             "/sort/0/column",
         ),
         (json!({"source": {"type": "dataset", "local_path": "/etc"}, "format": "csv"}), 422, "VALIDATION_ERROR", "/source/local_path"),
+        (
+            json!({"source": {"type": "dataset", "local_path": link.to_str().unwrap()}, "format": "csv"}),
+            422,
+            "VALIDATION_ERROR",
+            "/source/local_path",
+        ),
         (json!({"source": {"type": "dataset", "path": "../secrets"}, "format": "csv"}), 422, "VALIDATION_ERROR", "/source/path"),
         (json!({"source": {"type": "dataset", "path": "no/such/dataset"}, "format": "csv"}), 422, "VALIDATION_ERROR", "/source/path"),
         (json!({"source": {"type": "inline", "rows": []}, "format": "csv", "max_rows": 0}), 422, "VALIDATION_ERROR", "/max_rows"),

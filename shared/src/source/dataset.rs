@@ -78,12 +78,28 @@ fn local_files(roots: &[PathBuf], local: &str) -> Result<Vec<(String, FileRef)>,
     let Ok(path) = std::fs::canonicalize(local) else {
         return Err(if roots.is_empty() { not_allowed() } else { invalid("/source/local_path", local, "an existing file or folder") });
     };
-    if !roots.iter().filter_map(|r| std::fs::canonicalize(r).ok()).any(|r| path.starts_with(&r)) {
+    let roots: Vec<PathBuf> = roots.iter().filter_map(|r| std::fs::canonicalize(r).ok()).collect();
+    let allowed = |p: &Path| roots.iter().any(|r| p.starts_with(r));
+    if !allowed(&path) {
         return Err(not_allowed());
     }
     let mut out = Vec::new();
     walk(&path, &mut out)?;
-    Ok(out.into_iter().map(|p| (p.to_string_lossy().into_owned(), FileRef::Local { path: p })).collect())
+    // A link inside a root must not lead out of it: every file is checked where it really is.
+    let mut files = Vec::new();
+    for p in out {
+        match std::fs::canonicalize(&p) {
+            Ok(real) if allowed(&real) => files.push((p.to_string_lossy().into_owned(), FileRef::Local { path: real })),
+            _ => {
+                return Err(invalid(
+                    "/source/local_path",
+                    local,
+                    format!("files under the dataset roots only; {} leads elsewhere", p.display()),
+                ));
+            }
+        }
+    }
+    Ok(files)
 }
 
 fn walk(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
