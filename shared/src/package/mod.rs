@@ -17,6 +17,8 @@ pub struct HashingWriter<W: Write> {
     inner: W,
     block: Vec<u8>,
     tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    /// Blocks the hashing thread is done with, for reuse (no allocation per block).
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
     hasher: Option<std::thread::JoinHandle<Sha256>>,
     bytes: u64,
 }
@@ -25,24 +27,43 @@ impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
         // Four blocks in flight at most: bounded memory whatever the file's size.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let (spare_tx, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
         let hasher = std::thread::spawn(move || {
             let mut h = Sha256::new();
-            for block in rx {
+            for mut block in rx {
                 h.update(&block);
+                block.clear();
+                let _ = spare_tx.try_send(block);
             }
             h
         });
-        Self { inner, block: Vec::with_capacity(BLOCK), tx: Some(tx), hasher: Some(hasher), bytes: 0 }
+        Self { inner, block: Vec::with_capacity(BLOCK), tx: Some(tx), spare, hasher: Some(hasher), bytes: 0 }
+    }
+
+    /// An empty buffer of a block's capacity: a used one when there is one.
+    pub fn spare_block(&mut self) -> Vec<u8> {
+        self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(BLOCK))
+    }
+
+    /// Write a whole block without copying it (after what is buffered).
+    pub fn write_block(&mut self, block: Vec<u8>) -> io::Result<()> {
+        self.flush_block()?;
+        self.send(block)
+    }
+
+    fn send(&mut self, block: Vec<u8>) -> io::Result<()> {
+        self.inner.write_all(&block)?;
+        self.bytes += block.len() as u64;
+        self.tx.as_ref().expect("open until finish").send(block).map_err(|_| io::Error::other("the hashing thread stopped"))
     }
 
     fn flush_block(&mut self) -> io::Result<()> {
         if self.block.is_empty() {
             return Ok(());
         }
-        let block = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK));
-        self.inner.write_all(&block)?;
-        self.bytes += block.len() as u64;
-        self.tx.as_ref().expect("open until finish").send(block).map_err(|_| io::Error::other("the hashing thread stopped"))
+        let fresh = self.spare_block();
+        let block = std::mem::replace(&mut self.block, fresh);
+        self.send(block)
     }
 
     /// Write out what is buffered; return the inner writer, the hex SHA-256 and the byte count.
@@ -93,6 +114,38 @@ impl<W: Write> Compressor<W> {
     }
 }
 
+impl<X: Write> Compressor<HashingWriter<X>> {
+    /// Append the file `path` from byte `skip` on. Without compression the bytes are read in
+    /// whole blocks handed to the hashing writer as they are (no copy in between).
+    pub fn append_file(&mut self, path: &std::path::Path, skip: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(path)?;
+        f.seek(SeekFrom::Start(skip))?;
+        match self {
+            Compressor::Plain(w) => loop {
+                let mut block = w.spare_block();
+                block.resize(BLOCK, 0);
+                let n = read_full(&mut f, &mut block)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                block.truncate(n);
+                w.write_block(block)?;
+            },
+            Compressor::Gzip(g) => {
+                buf.resize(BLOCK, 0);
+                loop {
+                    let n = f.read(buf)?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    g.write_all(&buf[..n])?;
+                }
+            }
+        }
+    }
+}
+
 impl<W: Write> Write for Compressor<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
@@ -114,6 +167,18 @@ impl<W: Write> Write for Compressor<W> {
             Compressor::Gzip(g) => g.flush(),
         }
     }
+}
+
+/// Fill `buf` from `r` as far as it goes; returns how many bytes were read (less only at the end).
+fn read_full(r: &mut impl std::io::Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
 }
 
 /// Content type of a delivered file.

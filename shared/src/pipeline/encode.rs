@@ -6,7 +6,7 @@
 //! extraction (the local orchestrator starts it right after plan) or after it (a state
 //! machine's Map; then every part is already there).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,9 +32,6 @@ pub struct EncodeOutput {
     pub export_id: String,
     pub files: Vec<ResultFile>,
 }
-
-/// Bytes read from a part at a time.
-const READ_BLOCK: usize = 4 << 20;
 
 pub async fn encode(ctx: &StageContext, input: ExportRef) -> Result<EncodeOutput, StageError> {
     let ExportRef { tenant, export_id } = input;
@@ -121,13 +118,13 @@ impl Job {
 
     /// The parts in chunk order. With `max_rows`, whole parts are kept while they fit; the part
     /// that crosses the limit is made again with just the rows still allowed.
-    fn concat_parts(&self, first_row_skip: usize, w: &mut impl Write) -> Result<u64, StageError> {
+    fn concat_parts(&self, first_row_skip: usize, w: &mut Compressor<HashingWriter<std::fs::File>>) -> Result<u64, StageError> {
         let total = self.manifest.chunks.len() as u32;
         let max = self.export.spec.max_rows;
         let mut known = Vec::new();
         let mut rows = 0u64;
-        let mut skip = first_row_skip;
-        let mut buf = vec![0u8; READ_BLOCK];
+        let mut skip = first_row_skip as u64;
+        let mut buf = Vec::new();
         for index in 0..total {
             let (record, local) = self.part(index, &mut known)?;
             if index + 1 == total {
@@ -147,18 +144,10 @@ impl Job {
                     local.path.clone()
                 }
             };
-            let mut f = std::fs::File::open(&path)?;
-            if skip > 0 && f.metadata()?.len() > 0 {
-                let mut drop = vec![0u8; skip];
-                f.read_exact(&mut drop)?;
+            let len = std::fs::metadata(&path)?.len();
+            if len > 0 {
+                w.append_file(&path, skip.min(len), &mut buf)?;
                 skip = 0;
-            }
-            loop {
-                let n = f.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                w.write_all(&buf[..n])?;
             }
             drop(cut);
             // Its bytes are in the file now: free the part (and its page cache) at once.
