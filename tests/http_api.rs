@@ -482,3 +482,45 @@ fn csv_and_jsonl_datasets_are_read_with_their_types() {
     let text = String::from_utf8(f.server.download(&f.token, e["id"].as_str().unwrap())).unwrap();
     assert_eq!(text, "id,tags,at\n1,x,2026-10-01T00:00:00Z\n9007199254740993,,\n");
 }
+
+#[test]
+fn tsv_and_yaml_exports_match_the_source() {
+    let f = fixture();
+    let source = format!("{}/*.parquet", f.dataset.display());
+    let e = f
+        .server
+        .export(&f.token, &dataset_spec(&f, json!({"format": "tsv", "time_range": {"column": "booked_at", "to": "2026-10-11T00:00:00Z"}})));
+    assert_eq!(e["status"], "completed", "{e}");
+    assert_eq!(e["result"]["files"][0]["content_type"], "text/tab-separated-values; charset=utf-8");
+    let path = save(&f, "out.tsv", &f.server.download(&f.token, e["id"].as_str().unwrap()));
+    check_export(&[
+        "--source",
+        &source,
+        "--export",
+        &path,
+        "--format",
+        "tsv",
+        "--where",
+        "booked_at < TIMESTAMPTZ '2026-10-11 00:00:00+00'",
+    ]);
+
+    let e = f.server.export(&f.token, &dataset_spec(&f, json!({"format": "yaml", "max_rows": 4000})));
+    assert_eq!(e["status"], "completed", "{e}");
+    let path = save(&f, "out.yaml", &f.server.download(&f.token, e["id"].as_str().unwrap()));
+    check_export(&["--source", &source, "--export", &path, "--format", "yaml", "--limit", "4000"]);
+
+    // Strings YAML would mistype come back as the same strings; an empty export is an empty list.
+    let tricky = json!({"source": {"type": "inline", "rows": [
+        {"s": "no"}, {"s": "on"}, {"s": "1e3"}, {"s": "~"}, {"s": "0123"}, {"s": "2026-10-01"}, {"s": "a: b"}, {"s": " x"}, {"s": "null"}, {"s": "Müller, GmbH"}
+    ]}, "format": "yaml"});
+    let e = f.server.export(&f.token, &tricky);
+    let text = String::from_utf8(f.server.download(&f.token, e["id"].as_str().unwrap())).unwrap();
+    let path = save(&f, "tricky.yaml", text.as_bytes());
+    let script = "import sys, yaml; d = yaml.safe_load(open(sys.argv[1])); print('|'.join(r['s'] for r in d))";
+    let out = std::process::Command::new(support::python()).args(["-c", script, &path]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim_end(), "no|on|1e3|~|0123|2026-10-01|a: b| x|null|Müller, GmbH");
+    let empty = json!({"source": {"type": "inline", "rows": []}, "format": "yaml"});
+    let e = f.server.export(&f.token, &empty);
+    assert_eq!(f.server.download(&f.token, e["id"].as_str().unwrap()), b"[]\n");
+}

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Check a file written by egress against its source, independently of egress's own code.
+r"""Check a file written by egress against its source, independently of egress's own code.
 
 The source (Parquet, a glob of Parquet files, or a CSV/JSONL file) is read with DuckDB, with the
 same column choice, filter, sort and limit the export asked for. The export is read with
-Python's own `csv` or `json` module. Then every row and every value is compared, by type:
+Python's own `csv` or `json` module, PyYAML (YAML), or by splitting lines and tabs (TSV, whose
+escapes `\t \n \r \\` are undone and `\N` is null). Then every row and every value is
+compared, by type (TSV as CSV text; YAML as YAML 1.1 types: floats read as exact Decimals from
+their text, timestamps and dates as YAML's own types):
 
   DECIMAL      CSV text is exactly the value with the column's scale (12.30 stays "12.30");
                JSON: a number that, read as Decimal, is equal and has the same exponent
@@ -47,8 +50,9 @@ from decimal import Context, Decimal
 
 try:
     import duckdb
+    import yaml
 except ImportError:  # pragma: no cover - a setup problem, not a check result
-    sys.exit("check_export.py needs duckdb: run infra/testbed/python.sh and use its venv's python")
+    sys.exit("check_export.py needs duckdb and PyYAML: run infra/testbed/python.sh and use its venv's python")
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 # Text a spreadsheet could run as a formula starts with one of these ...
@@ -372,6 +376,112 @@ def json_array_records(f, names: list[str]):
         yield where, row_values(obj, names, where)
 
 
+TSV_UNESCAPE = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
+
+
+def tsv_unescape(field: str, where: str) -> str:
+    out, i = [], 0
+    while i < len(field):
+        c = field[i]
+        if c == "\\":
+            nxt = field[i + 1 : i + 2]
+            if nxt not in TSV_UNESCAPE:
+                raise Mismatch(f"{where}: a lone backslash in {field!r}")
+            out.append(TSV_UNESCAPE[nxt])
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def tsv_records(f, names: list[str], opts):
+    lines = f.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    else:
+        raise Mismatch("the TSV file does not end with a line break")
+    lines = [l.removesuffix("\r") for l in lines]
+    want = [guarded(n) if opts.formula_guard else n for n in names]
+    header = [tsv_unescape(h, "header") for h in lines[0].split("\t")] if lines else None
+    if header != want:
+        raise Mismatch(f"header: expected {want}, got {header}")
+    for i, line in enumerate(lines[1:], 1):
+        where = f"line {i + 1}"
+        if "\r" in line:
+            raise Mismatch(f"{where}: a raw carriage return")
+        fields = line.split("\t")
+        if len(fields) != len(names):
+            raise Mismatch(f"row {i} ({where}): expected {len(names)} fields, got {len(fields)}: {line!r}")
+        yield where, [opts.csv_null if x == opts.csv_null else tsv_unescape(x, where) for x in fields]
+
+
+class ExactLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, with floats read as exact Decimals from their text."""
+
+
+def _exact_float(loader, node):
+    text = loader.construct_scalar(node).replace("_", "")
+    low = text.lower()
+    if low in (".nan",):
+        return float("nan")
+    if low in (".inf", "+.inf"):
+        return float("inf")
+    if low == "-.inf":
+        return float("-inf")
+    return Decimal(text)
+
+
+ExactLoader.add_constructor("tag:yaml.org,2002:float", _exact_float)
+
+
+def yaml_records(f, names: list[str]):
+    try:
+        doc = yaml.load(f, Loader=ExactLoader)
+    except yaml.YAMLError as e:
+        raise Mismatch(f"not valid YAML: {e}") from None
+    if not isinstance(doc, list):
+        raise Mismatch(f"expected a YAML sequence, got {type(doc).__name__}")
+    for i, obj in enumerate(doc):
+        where = f"sequence item {i}"
+        if not isinstance(obj, dict) or list(obj.keys()) != names:
+            raise Mismatch(f"{where}: expected a mapping with keys {names}, got {obj!r}")
+        yield where, [obj[n] for n in names]
+
+
+def yaml_problem(col: Column, want, got, opts) -> str | None:
+    """None when the value PyYAML read is right for `want`, else what was expected."""
+    if want is None:
+        return None if got is None else "null"
+    kind = col.kind
+    if kind == "decimal":
+        text = decimal_text(want, col.scale)
+        if opts.json_decimals == "string":
+            return None if type(got) is str and got == text else repr(text)
+        if col.scale == 0:
+            ok = type(got) is int and got == want
+        else:
+            ok = type(got) is Decimal and got == want and got.as_tuple().exponent == -col.scale
+        return None if ok else text
+    if kind == "int":
+        return None if type(got) is int and got == want else str(want)
+    if kind == "float":
+        ok = isinstance(got, (Decimal, float)) and same_float(col, float(got), want)
+        return None if ok else f"a float equal to {want!r}"
+    if kind == "bool":
+        return None if got is want else repr(want)
+    if kind == "timestamp":
+        if not isinstance(got, dt.datetime):
+            return f"a YAML timestamp for {show_instant(want)}"
+        aware = got if got.tzinfo else got.replace(tzinfo=dt.timezone.utc)
+        delta = aware - EPOCH
+        ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+        return None if ns == want else f"a YAML timestamp for {show_instant(want)}"
+    if kind == "date":
+        return None if type(got) is dt.date and got == want else f"the YAML date {want.isoformat()}"
+    return None if type(got) is str and got == want else repr(want)
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -382,6 +492,16 @@ def compare(args) -> str:
         f = open_export(args, "utf-8-sig", "")
         actual = csv_records(f, names, args)
         problem = csv_problem
+        show = repr
+    elif args.format == "tsv":
+        f = open_export(args, "utf-8-sig", "")
+        actual = tsv_records(f, names, args)
+        problem = csv_problem
+        show = repr
+    elif args.format == "yaml":
+        f = open_export(args, "utf-8", "")
+        actual = yaml_records(f, names)
+        problem = yaml_problem
         show = repr
     else:
         f = open_export(args, "utf-8", "\n")
@@ -413,17 +533,19 @@ def parse_args(argv=None):
     p.add_argument("--source", required=True, help="Parquet file or glob (dir/*.parquet), or a CSV/JSONL file")
     p.add_argument("--source-format", choices=["parquet", "csv", "jsonl"], help="when the file name does not tell")
     p.add_argument("--export", required=True, help="the file egress wrote")
-    p.add_argument("--format", required=True, choices=["csv", "jsonl", "json"])
+    p.add_argument("--format", required=True, choices=["csv", "tsv", "jsonl", "json", "yaml"])
     p.add_argument("--columns", help="comma-separated column names, in export order (default: all)")
     p.add_argument("--where", help="SQL condition the export filtered by")
     p.add_argument("--order-by", help="SQL ORDER BY list the export sorted by (ties keep file order)")
     p.add_argument("--limit", type=int, help="at most this many rows")
-    p.add_argument("--csv-null", default="", help="text written for NULL in CSV (default: empty)")
+    p.add_argument("--csv-null", default=None, help="text written for NULL in CSV or TSV (default: empty for CSV, \\N for TSV)")
     p.add_argument("--csv-delimiter", default=",", help="one character; 'tab' or '\\t' for a tab")
     p.add_argument("--gzip", action="store_true", help="the export is gzip-compressed")
     p.add_argument("--formula-guard", action=argparse.BooleanOptionalAction, default=True, help="CSV text cells were guarded against formula injection (default: on)")
     p.add_argument("--json-decimals", choices=["number", "string"], default="number", help="how the JSON export writes decimals (default: number)")
     args = p.parse_args(argv)
+    if args.csv_null is None:
+        args.csv_null = "\\N" if args.format == "tsv" else ""
     if args.csv_delimiter in ("tab", "\\t"):
         args.csv_delimiter = "\t"
     if len(args.csv_delimiter) != 1:

@@ -160,7 +160,7 @@ impl RowEncoder for CsvEncoder {
         Ok(())
     }
 
-    fn footer(&self) -> Vec<u8> {
+    fn footer(&self, _rows: u64) -> Vec<u8> {
         Vec::new()
     }
 }

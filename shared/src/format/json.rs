@@ -74,7 +74,7 @@ enum JsonColumn<'a> {
     Nested(NullableEncoder<'a>),
 }
 
-fn is_nested(dt: &DataType) -> bool {
+pub(crate) fn is_nested(dt: &DataType) -> bool {
     matches!(
         dt,
         DataType::List(_)
@@ -148,7 +148,7 @@ impl RowEncoder for JsonEncoder {
         Ok(())
     }
 
-    fn footer(&self) -> Vec<u8> {
+    fn footer(&self, _rows: u64) -> Vec<u8> {
         match self.layout {
             JsonLayout::Array => b"\n]\n".to_vec(),
             JsonLayout::Lines => Vec::new(),
@@ -214,7 +214,7 @@ mod tests {
         let skip = e.first_row_skip();
         let mut file = e.header(&[]);
         file.extend_from_slice(&out[skip..]);
-        file.extend(e.footer());
+        file.extend(e.footer(2));
         String::from_utf8(file).unwrap()
     }
 

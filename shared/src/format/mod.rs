@@ -1,4 +1,4 @@
-//! Output formats. Row-streaming formats (CSV, JSON, JSONL) implement [`RowEncoder`]: chunks
+//! Output formats. Row-streaming formats (CSV, TSV, JSON, JSONL, YAML) implement [`RowEncoder`]: chunks
 //! are encoded to parts in parallel and the parts are concatenated between a header and a
 //! footer. Whole-file formats (Parquet, XLSX, PDF) will implement a writer over the chunk
 //! stream instead.
@@ -6,6 +6,8 @@
 pub mod cells;
 pub mod csv;
 pub mod json;
+pub mod tsv;
+pub mod yaml;
 
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
@@ -18,8 +20,8 @@ pub trait RowEncoder: Send {
     fn header(&self, columns: &[String]) -> Vec<u8>;
     /// Append the rows of `batch`.
     fn encode_batch(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ArrowError>;
-    /// Bytes at the very end of the file.
-    fn footer(&self) -> Vec<u8>;
+    /// Bytes at the very end of the file, which holds `rows` rows.
+    fn footer(&self, rows: u64) -> Vec<u8>;
     /// Bytes to drop from the start of the first row of the file: every row of a JSON array
     /// is written with its leading `,` so parts can be made independently; the file's first
     /// row must lose it.
@@ -33,6 +35,8 @@ pub fn row_encoder(spec: &FormatSpec) -> Box<dyn RowEncoder> {
     let o = &spec.0;
     match spec.kind() {
         FormatKind::Csv => Box::new(csv::CsvEncoder::new(csv::CsvOptions::from_spec(o))),
+        FormatKind::Tsv => Box::new(tsv::TsvEncoder::new(tsv::TsvOptions::from_spec(o))),
+        FormatKind::Yaml => Box::new(yaml::YamlEncoder::new(o.decimals_as.unwrap_or_default())),
         FormatKind::Json => Box::new(json::JsonEncoder::new(json::JsonLayout::Array, o.decimals_as.unwrap_or_default())),
         FormatKind::Jsonl => Box::new(json::JsonEncoder::new(json::JsonLayout::Lines, o.decimals_as.unwrap_or_default())),
     }

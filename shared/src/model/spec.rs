@@ -214,18 +214,22 @@ pub enum NullsOrder {
 #[serde(rename_all = "snake_case")]
 pub enum FormatKind {
     Csv,
+    Tsv,
     Json,
     Jsonl,
+    Yaml,
 }
 
-pub const FORMAT_KINDS: &str = "csv, json, jsonl";
+pub const FORMAT_KINDS: &str = "csv, tsv, json, jsonl, yaml";
 
 impl FormatKind {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "csv" => Some(Self::Csv),
+            "tsv" => Some(Self::Tsv),
             "json" => Some(Self::Json),
             "jsonl" | "ndjson" => Some(Self::Jsonl),
+            "yaml" | "yml" => Some(Self::Yaml),
             _ => None,
         }
     }
@@ -233,8 +237,19 @@ impl FormatKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Csv => "csv",
+            Self::Tsv => "tsv",
             Self::Json => "json",
             Self::Jsonl => "jsonl",
+            Self::Yaml => "yaml",
+        }
+    }
+
+    /// The options this format takes.
+    pub fn options(self) -> &'static [&'static str] {
+        match self {
+            Self::Csv => &["header", "delimiter", "bom", "null", "line_ending", "quote_all", "formula_guard"],
+            Self::Tsv => &["header", "bom", "null", "line_ending", "formula_guard"],
+            Self::Json | Self::Jsonl | Self::Yaml => &["decimals_as"],
         }
     }
 
@@ -245,8 +260,10 @@ impl FormatKind {
     pub fn content_type(self) -> &'static str {
         match self {
             Self::Csv => "text/csv; charset=utf-8",
+            Self::Tsv => "text/tab-separated-values; charset=utf-8",
             Self::Json => "application/json",
             Self::Jsonl => "application/x-ndjson",
+            Self::Yaml => "application/yaml",
         }
     }
 }
@@ -287,28 +304,28 @@ pub enum DecimalsAs {
 pub struct FormatSpecObject {
     #[serde(rename = "type")]
     pub kind: FormatKind,
-    /// csv: write a header row (default true).
+    /// csv, tsv: write a header row (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<bool>,
     /// csv: one character between fields (default `,`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delimiter: Option<String>,
-    /// csv: start the file with a UTF-8 byte order mark, for Excel (default false).
+    /// csv, tsv: start the file with a UTF-8 byte order mark, for Excel (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bom: Option<bool>,
-    /// csv: how a null is written (default: an empty field).
+    /// csv: how a null is written (default: an empty field); tsv: the same (default `\\N`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub null: Option<String>,
-    /// csv: `lf` (default) or `crlf`.
+    /// csv, tsv: `lf` (default) or `crlf`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line_ending: Option<LineEnding>,
     /// csv: quote every field, not only those that need it (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quote_all: Option<bool>,
-    /// csv: defuse text cells that a spreadsheet would run as a formula (default true).
+    /// csv, tsv: defuse text cells that a spreadsheet would run as a formula (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub formula_guard: Option<bool>,
-    /// json, jsonl: `number` (default) or `string`.
+    /// json, jsonl, yaml: `number` (default) or `string`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decimals_as: Option<DecimalsAs>,
 }
@@ -383,9 +400,6 @@ pub struct DestinationSpec {
     #[serde(rename = "type")]
     pub kind: DestinationKind,
 }
-
-const CSV_ONLY: &[&str] = &["header", "delimiter", "bom", "null", "line_ending", "quote_all", "formula_guard"];
-const JSON_ONLY: &[&str] = &["decimals_as"];
 
 impl ExportSpec {
     /// Parse a request body, reporting the first structural error with its JSON pointer.
@@ -532,12 +546,9 @@ impl ExportSpec {
                 _ => false,
             }
         };
-        let (own, foreign) = match f.kind {
-            FormatKind::Csv => (CSV_ONLY, JSON_ONLY),
-            FormatKind::Json | FormatKind::Jsonl => (JSON_ONLY, CSV_ONLY),
-        };
-        for name in foreign {
-            if set(name) {
+        let own = f.kind.options();
+        for name in ["header", "delimiter", "bom", "null", "line_ending", "quote_all", "formula_guard", "decimals_as"] {
+            if set(name) && !own.contains(&name) {
                 errs.push(
                     format!("/format/{name}"),
                     Value::Null,
@@ -556,7 +567,7 @@ impl ExportSpec {
             }
         }
         if let Some(n) = &f.null {
-            let delim = f.delimiter.as_deref().unwrap_or(",");
+            let delim = if f.kind == FormatKind::Tsv { "\t" } else { f.delimiter.as_deref().unwrap_or(",") };
             if n.contains(['"', '\r', '\n']) || (!delim.is_empty() && n.contains(delim)) || n.len() > 32 {
                 errs.push("/format/null", n.as_str(), "at most 32 characters without quotes, line breaks or the delimiter");
             }
@@ -650,7 +661,7 @@ mod tests {
     fn unknown_format_names_the_choices() {
         let err = parse(json!({"source": {"type": "inline", "rows": []}, "format": "xlsx2"})).unwrap_err();
         assert_eq!(err.0[0].pointer, "/format");
-        assert!(err.0[0].allowed.contains("csv, json, jsonl"));
+        assert!(err.0[0].allowed.contains("csv, tsv, json, jsonl, yaml"));
     }
 
     #[test]

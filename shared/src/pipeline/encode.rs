@@ -107,7 +107,7 @@ impl Job {
         } else {
             self.concat_parts(encoder.first_row_skip(), &mut w)?
         };
-        w.write_all(&encoder.footer())?;
+        w.write_all(&encoder.footer(rows))?;
         let (_, sha, size) = w.finish()?.finish()?;
         Ok((sha, size, rows))
     }
