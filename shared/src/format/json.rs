@@ -69,12 +69,33 @@ pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-enum JsonColumn<'a> {
+/// One column of a batch for the JSON-like writers (JSON, JSONL, YAML): typed access to
+/// scalars, or Arrow's own JSON encoder for nested types (JSON is also YAML's flow style).
+pub(crate) enum ValueColumn<'a> {
     Typed(TypedColumn<'a>),
     Nested(NullableEncoder<'a>),
 }
 
-pub(crate) fn is_nested(dt: &DataType) -> bool {
+/// The columns of `batch`; `fields` and `options` must outlive them.
+pub(crate) fn value_columns<'a>(
+    fields: &'a [FieldRef],
+    batch: &'a RecordBatch,
+    options: &'a EncoderOptions,
+) -> Result<Vec<ValueColumn<'a>>, ArrowError> {
+    fields
+        .iter()
+        .zip(batch.columns())
+        .map(|(field, array)| {
+            Ok(if is_nested(array.data_type()) {
+                ValueColumn::Nested(make_encoder(field, array.as_ref(), options)?)
+            } else {
+                ValueColumn::Typed(typed_column(array)?)
+            })
+        })
+        .collect()
+}
+
+fn is_nested(dt: &DataType) -> bool {
     matches!(
         dt,
         DataType::List(_)
@@ -96,17 +117,9 @@ impl RowEncoder for JsonEncoder {
     }
 
     fn encode_batch(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ArrowError> {
-        let schema = batch.schema();
         let options = EncoderOptions::default();
-        let fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
-        let mut cols = Vec::with_capacity(fields.len());
-        for (field, array) in fields.iter().zip(batch.columns()) {
-            cols.push(if is_nested(array.data_type()) {
-                JsonColumn::Nested(make_encoder(field, array.as_ref(), &options)?)
-            } else {
-                JsonColumn::Typed(typed_column(array)?)
-            });
-        }
+        let fields: Vec<FieldRef> = batch.schema().fields().iter().cloned().collect();
+        let mut cols = value_columns(&fields, batch, &options)?;
         // `"name":` for each column, with the `,` before all but the first.
         let keys: Vec<Vec<u8>> = fields
             .iter()
@@ -130,14 +143,14 @@ impl RowEncoder for JsonEncoder {
             for (c, col) in cols.iter_mut().enumerate() {
                 out.extend_from_slice(&keys[c]);
                 match col {
-                    JsonColumn::Nested(enc) => {
+                    ValueColumn::Nested(enc) => {
                         if enc.is_null(row) {
                             out.extend_from_slice(b"null");
                         } else {
                             enc.encode(row, out);
                         }
                     }
-                    JsonColumn::Typed(col) => write_value(col, row, self.decimals, out),
+                    ValueColumn::Typed(col) => write_value(col, row, self.decimals, out),
                 }
             }
             out.push(b'}');

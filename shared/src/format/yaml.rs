@@ -6,15 +6,14 @@
 //! (YAML's own timestamp type), booleans and null. Decimals are numbers (every digit written)
 //! or, with `decimals_as: string`, quoted strings.
 
-use arrow::array::Array;
 use arrow::datatypes::FieldRef;
 use arrow::error::ArrowError;
-use arrow::json::writer::{EncoderOptions, NullableEncoder, make_encoder};
+use arrow::json::writer::EncoderOptions;
 use arrow::record_batch::RecordBatch;
 
 use super::RowEncoder;
-use super::cells::{Column, TypedColumn, typed_column, write_plain};
-use super::json::{is_nested, write_json_string};
+use super::cells::{Column, TypedColumn, write_plain};
+use super::json::{ValueColumn, value_columns, write_json_string};
 use crate::model::spec::DecimalsAs;
 
 pub struct YamlEncoder {
@@ -92,28 +91,15 @@ fn write_float(out: &mut Vec<u8>, v: f64) {
     }
 }
 
-enum YamlColumn<'a> {
-    Typed(TypedColumn<'a>),
-    Nested(NullableEncoder<'a>),
-}
-
 impl RowEncoder for YamlEncoder {
     fn header(&self, _columns: &[String]) -> Vec<u8> {
         Vec::new()
     }
 
     fn encode_batch(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ArrowError> {
-        let schema = batch.schema();
         let options = EncoderOptions::default();
-        let fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
-        let mut cols = Vec::with_capacity(fields.len());
-        for (field, array) in fields.iter().zip(batch.columns()) {
-            cols.push(if is_nested(array.data_type()) {
-                YamlColumn::Nested(make_encoder(field, array.as_ref(), &options)?)
-            } else {
-                YamlColumn::Typed(typed_column(array)?)
-            });
-        }
+        let fields: Vec<FieldRef> = batch.schema().fields().iter().cloned().collect();
+        let mut cols = value_columns(&fields, batch, &options)?;
         let keys: Vec<Vec<u8>> = fields
             .iter()
             .enumerate()
@@ -129,9 +115,9 @@ impl RowEncoder for YamlEncoder {
                 out.extend_from_slice(&keys[c]);
                 match col {
                     // JSON is YAML's flow style.
-                    YamlColumn::Nested(enc) if enc.is_null(row) => out.extend_from_slice(b"null"),
-                    YamlColumn::Nested(enc) => enc.encode(row, out),
-                    YamlColumn::Typed(col) => self.write_value(col, row, out),
+                    ValueColumn::Nested(enc) if enc.is_null(row) => out.extend_from_slice(b"null"),
+                    ValueColumn::Nested(enc) => enc.encode(row, out),
+                    ValueColumn::Typed(col) => self.write_value(col, row, out),
                 }
                 out.push(b'\n');
             }
