@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Run the best peer tools on the data egress benchmarks, and print one JSON line per tool.
 
-    peers.py --source 'DIR/*.parquet' --format csv|jsonl --out-dir DIR [--tools duckdb,duckdb1,polars]
+    peers.py --source 'DIR/*.parquet' --format csv|jsonl|parquet --out-dir DIR [--tools duckdb,duckdb1,polars]
 
 Tools:
   duckdb   COPY (SELECT * FROM read_parquet(SRC)) TO OUT, all threads
   duckdb1  the same with SET threads=1
-  polars   pl.scan_parquet(SRC).sink_csv(OUT) / .sink_ndjson(OUT)
+  polars   pl.scan_parquet(SRC).sink_csv(OUT) / .sink_ndjson(OUT) / .sink_parquet(OUT, zstd)
 
 Each tool runs in its own child process (this script with --run-one). `seconds` is the wall
 clock of the whole child as the parent sees it (interpreter start and imports included);
@@ -29,7 +29,7 @@ import sys
 import time
 
 TOOLS = ("duckdb", "duckdb1", "polars")
-EXTENSIONS = {"csv": "csv", "jsonl": "jsonl"}
+EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
 
 
 def sql_string(s: str) -> str:
@@ -44,7 +44,12 @@ def run_one(tool: str, source: str, fmt: str, out: str) -> None:
         con = duckdb.connect()
         if tool == "duckdb1":
             con.execute("SET threads=1")
-        options = "(HEADER, DELIMITER ',')" if fmt == "csv" else "(FORMAT JSON)"
+        options = {
+            "csv": "(HEADER, DELIMITER ',')",
+            "jsonl": "(FORMAT JSON)",
+            # The same codec and row group size egress uses by default.
+            "parquet": "(FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE 131072)",
+        }[fmt]
         sql = f"COPY (SELECT * FROM read_parquet({sql_string(source)})) TO {sql_string(out)} {options}"
         started = time.perf_counter()
         con.execute(sql)
@@ -55,6 +60,8 @@ def run_one(tool: str, source: str, fmt: str, out: str) -> None:
         frame = pl.scan_parquet(source)
         if fmt == "csv":
             frame.sink_csv(out)
+        elif fmt == "parquet":
+            frame.sink_parquet(out, compression="zstd", row_group_size=131072)
         else:
             frame.sink_ndjson(out)
     else:

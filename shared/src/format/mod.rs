@@ -1,11 +1,12 @@
 //! Output formats. Row-streaming formats (CSV, TSV, JSON, JSONL, YAML) implement [`RowEncoder`]: chunks
 //! are encoded to parts in parallel and the parts are concatenated between a header and a
-//! footer. Whole-file formats (Parquet, XLSX, PDF) will implement a writer over the chunk
-//! stream instead.
+//! footer. Whole-file formats have a structure of their own: Parquet parts are merged row
+//! group by row group (parquet.rs).
 
 pub mod cells;
 pub mod csv;
 pub mod json;
+pub mod parquet;
 pub mod tsv;
 pub mod yaml;
 
@@ -30,14 +31,15 @@ pub trait RowEncoder: Send {
     }
 }
 
-/// Build the encoder a format spec describes.
-pub fn row_encoder(spec: &FormatSpec) -> Box<dyn RowEncoder> {
+/// The encoder of a row format; `None` for a whole-file format (Parquet).
+pub fn row_encoder(spec: &FormatSpec) -> Option<Box<dyn RowEncoder>> {
     let o = &spec.0;
-    match spec.kind() {
+    Some(match spec.kind() {
         FormatKind::Csv => Box::new(csv::CsvEncoder::new(csv::CsvOptions::from_spec(o))),
         FormatKind::Tsv => Box::new(tsv::TsvEncoder::new(tsv::TsvOptions::from_spec(o))),
         FormatKind::Yaml => Box::new(yaml::YamlEncoder::new(o.decimals_as.unwrap_or_default())),
         FormatKind::Json => Box::new(json::JsonEncoder::new(json::JsonLayout::Array, o.decimals_as.unwrap_or_default())),
         FormatKind::Jsonl => Box::new(json::JsonEncoder::new(json::JsonLayout::Lines, o.decimals_as.unwrap_or_default())),
-    }
+        FormatKind::Parquet => return None,
+    })
 }

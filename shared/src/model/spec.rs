@@ -218,9 +218,10 @@ pub enum FormatKind {
     Json,
     Jsonl,
     Yaml,
+    Parquet,
 }
 
-pub const FORMAT_KINDS: &str = "csv, tsv, json, jsonl, yaml";
+pub const FORMAT_KINDS: &str = "csv, tsv, json, jsonl, yaml, parquet";
 
 impl FormatKind {
     pub fn parse(s: &str) -> Option<Self> {
@@ -230,6 +231,7 @@ impl FormatKind {
             "json" => Some(Self::Json),
             "jsonl" | "ndjson" => Some(Self::Jsonl),
             "yaml" | "yml" => Some(Self::Yaml),
+            "parquet" => Some(Self::Parquet),
             _ => None,
         }
     }
@@ -241,7 +243,14 @@ impl FormatKind {
             Self::Json => "json",
             Self::Jsonl => "jsonl",
             Self::Yaml => "yaml",
+            Self::Parquet => "parquet",
         }
+    }
+
+    /// Row formats are written part by part between a header and a footer; the others
+    /// (Parquet) are whole files with a structure of their own.
+    pub fn is_row_format(self) -> bool {
+        !matches!(self, Self::Parquet)
     }
 
     /// The options this format takes.
@@ -250,6 +259,7 @@ impl FormatKind {
             Self::Csv => &["header", "delimiter", "bom", "null", "line_ending", "quote_all", "formula_guard"],
             Self::Tsv => &["header", "bom", "null", "line_ending", "formula_guard"],
             Self::Json | Self::Jsonl | Self::Yaml => &["decimals_as"],
+            Self::Parquet => &["compression", "row_group_size"],
         }
     }
 
@@ -264,6 +274,7 @@ impl FormatKind {
             Self::Json => "application/json",
             Self::Jsonl => "application/x-ndjson",
             Self::Yaml => "application/yaml",
+            Self::Parquet => "application/vnd.apache.parquet",
         }
     }
 }
@@ -328,6 +339,23 @@ pub struct FormatSpecObject {
     /// json, jsonl, yaml: `number` (default) or `string`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decimals_as: Option<DecimalsAs>,
+    /// parquet: the codec of the column chunks, `zstd` (default), `snappy`, `gzip` or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<ParquetCodec>,
+    /// parquet: rows per row group (1,024 to 10,000,000; default 131,072).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_group_size: Option<u64>,
+}
+
+/// Codecs of Parquet column chunks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParquetCodec {
+    #[default]
+    Zstd,
+    Snappy,
+    Gzip,
+    None,
 }
 
 /// Format and options, accepting the short string form too.
@@ -351,6 +379,8 @@ impl FormatSpec {
             quote_all: None,
             formula_guard: None,
             decimals_as: None,
+            compression: None,
+            row_group_size: None,
         })
     }
 }
@@ -543,11 +573,24 @@ impl ExportSpec {
                 "quote_all" => f.quote_all.is_some(),
                 "formula_guard" => f.formula_guard.is_some(),
                 "decimals_as" => f.decimals_as.is_some(),
+                "compression" => f.compression.is_some(),
+                "row_group_size" => f.row_group_size.is_some(),
                 _ => false,
             }
         };
         let own = f.kind.options();
-        for name in ["header", "delimiter", "bom", "null", "line_ending", "quote_all", "formula_guard", "decimals_as"] {
+        for name in [
+            "header",
+            "delimiter",
+            "bom",
+            "null",
+            "line_ending",
+            "quote_all",
+            "formula_guard",
+            "decimals_as",
+            "compression",
+            "row_group_size",
+        ] {
             if set(name) && !own.contains(&name) {
                 errs.push(
                     format!("/format/{name}"),
@@ -565,6 +608,18 @@ impl ExportSpec {
                     "one ASCII character other than a double quote, CR or LF (e.g. `,` `;` `|` or a tab)",
                 );
             }
+        }
+        if let Some(n) = f.row_group_size
+            && !(1024..=10_000_000).contains(&n)
+        {
+            errs.push("/format/row_group_size", n, "rows per row group, from 1,024 to 10,000,000");
+        }
+        if f.kind == FormatKind::Parquet && self.compression != Compression::None {
+            errs.push(
+                "/compression",
+                serde_json::to_value(self.compression).unwrap_or(Value::Null),
+                "none for parquet: it compresses inside the file (set format.compression: zstd, snappy, gzip or none)",
+            );
         }
         if let Some(n) = &f.null {
             let delim = if f.kind == FormatKind::Tsv { "\t" } else { f.delimiter.as_deref().unwrap_or(",") };

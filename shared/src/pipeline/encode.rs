@@ -7,7 +7,7 @@
 //! machine's Map; then every part is already there).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use super::extract_chunk::write_part;
 use super::plan::mark;
 use super::{ChunkManifest, ExportRef, StageContext, StageError, load_active};
 use crate::blob::{BlobError, LocalFile, keys};
+use crate::format::parquet::{Merger, PartWriter};
 use crate::format::row_encoder;
 use crate::model::{ChunkRecord, Export, ResultFile, Step};
 use crate::package::{Compressor, HashingWriter, content_type};
@@ -98,33 +99,71 @@ impl Job {
 
     /// Write the file; returns its SHA-256, size and rows.
     fn run(self) -> Result<(String, u64, u64), StageError> {
-        let file = std::fs::File::create(&self.out)?;
-        let mut w = Compressor::new(HashingWriter::new(file), self.export.spec.compression);
-        let mut encoder = row_encoder(&self.export.spec.format);
+        let hashing = HashingWriter::new(std::fs::File::create(&self.out)?);
+        let Some(mut encoder) = row_encoder(&self.export.spec.format) else {
+            let (hashing, rows) = self.parquet(hashing)?;
+            let (_, sha, size) = hashing.finish()?;
+            return Ok((sha, size, rows));
+        };
+        let mut w = Compressor::new(hashing, self.export.spec.compression);
         w.write_all(&encoder.header(&self.manifest.columns))?;
         let rows = if self.manifest.sorted {
             self.merge_runs(&mut *encoder, &mut w)?
         } else {
-            self.concat_parts(encoder.first_row_skip(), &mut w)?
+            let mut skip = encoder.first_row_skip() as u64;
+            let mut buf = Vec::new();
+            self.each_part(|path| {
+                let len = std::fs::metadata(path)?.len();
+                if len > 0 {
+                    w.append_file(path, skip.min(len), &mut buf)?;
+                    skip = 0;
+                }
+                Ok(())
+            })?
         };
         w.write_all(&encoder.footer(rows))?;
         let (_, sha, size) = w.finish()?.finish()?;
         Ok((sha, size, rows))
     }
 
+    /// Parquet: the parts' row groups copied as they are, or (sorted) the merged runs written
+    /// once more.
+    fn parquet(&self, out: HashingWriter<std::fs::File>) -> Result<(HashingWriter<std::fs::File>, u64), StageError> {
+        if self.manifest.sorted {
+            let (pipeline, mut merge) = self.open_merge()?;
+            let mut w = PartWriter::new(out, Arc::clone(&pipeline.output_schema), &self.export.spec.format.0)?;
+            while let Some(batch) = merge.next_batch()? {
+                w.write(&pipeline.project(&batch)?)?;
+            }
+            return Ok(w.finish()?);
+        }
+        let mut out = Some(out);
+        let mut merger: Option<Merger<HashingWriter<std::fs::File>>> = None;
+        self.each_part(|path| {
+            let m = match merger.as_mut() {
+                Some(m) => m,
+                None => merger.insert(Merger::new(out.take().expect("taken once"), path)?),
+            };
+            m.append(path)?;
+            Ok(())
+        })?;
+        let merger = merger.ok_or_else(|| StageError::internal("an export without chunks"))?;
+        Ok(merger.finish()?)
+    }
+
     fn mark_encoding(&self) -> Result<(), StageError> {
         self.handle.block_on(mark(&self.ctx, self.tenant(), &self.export.id, Step::Encode, "writing the file".into(), None))
     }
 
-    /// The parts in chunk order. With `max_rows`, whole parts are kept while they fit; the part
-    /// that crosses the limit is made again with just the rows still allowed.
-    fn concat_parts(&self, first_row_skip: usize, w: &mut Compressor<HashingWriter<std::fs::File>>) -> Result<u64, StageError> {
+    /// Hand the parts to `append` in chunk order, as they become ready; returns the rows. With
+    /// `max_rows`, whole parts are kept while they fit, the part that crosses the limit is made
+    /// again with just the rows still allowed, and the rest are skipped. Each part is deleted
+    /// once appended (its bytes are in the file now; its page cache is freed at once).
+    fn each_part(&self, mut append: impl FnMut(&Path) -> Result<(), StageError>) -> Result<u64, StageError> {
         let total = self.manifest.chunks.len() as u32;
         let max = self.export.spec.max_rows;
         let mut known = Vec::new();
         let mut rows = 0u64;
-        let mut skip = first_row_skip as u64;
-        let mut buf = Vec::new();
         for index in 0..total {
             let (record, local) = self.part(index, &mut known)?;
             if index + 1 == total {
@@ -144,13 +183,8 @@ impl Job {
                     local.path.clone()
                 }
             };
-            let len = std::fs::metadata(&path)?.len();
-            if len > 0 {
-                w.append_file(&path, skip.min(len), &mut buf)?;
-                skip = 0;
-            }
+            append(&path)?;
             drop(cut);
-            // Its bytes are in the file now: free the part (and its page cache) at once.
             self.handle.block_on(self.ctx.blobs.delete(&record.part_key))?;
             drop(local);
             if max == Some(rows) {
@@ -173,8 +207,9 @@ impl Job {
         Ok(tmp)
     }
 
-    /// The k-way merge of the sorted runs (all of them are needed before the first row).
-    fn merge_runs(&self, encoder: &mut dyn crate::format::RowEncoder, w: &mut impl Write) -> Result<u64, StageError> {
+    /// The pipeline and the k-way merge of the sorted runs (all of them are needed before the
+    /// first row can be known).
+    fn open_merge(&self) -> Result<(RowPipeline, Merge), StageError> {
         let mut known = Vec::new();
         let mut locals = Vec::new();
         for index in 0..self.manifest.chunks.len() as u32 {
@@ -186,7 +221,12 @@ impl Job {
         let read_schema = Arc::new(pipeline.read_schema_of(&self.schema));
         let spec = SortSpec::build(&read_schema, &self.export.spec.sort).map_err(|e| StageError::invalid(e.to_string()))?;
         let paths: Vec<PathBuf> = locals.iter().map(|l| l.path.clone()).collect();
-        let mut merge = Merge::open(spec, &read_schema, &paths, self.export.spec.max_rows)?;
+        let merge = Merge::open(spec, &read_schema, &paths, self.export.spec.max_rows)?;
+        Ok((pipeline, merge))
+    }
+
+    fn merge_runs(&self, encoder: &mut dyn crate::format::RowEncoder, w: &mut impl Write) -> Result<u64, StageError> {
+        let (pipeline, mut merge) = self.open_merge()?;
         let mut buf = Vec::with_capacity(1 << 20);
         let mut skip = encoder.first_row_skip();
         let mut rows = 0u64;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::plan::ChunkItem;
 use super::{ChunkManifest, ErrorName, StageContext, StageError, load_active};
 use crate::blob::{LocalFile, keys};
+use crate::format::parquet::PartWriter;
 use crate::format::row_encoder;
 use crate::model::{ChunkRecord, ExportSpec};
 use crate::source::{self, ChunkSource, SourceContext};
@@ -114,12 +115,10 @@ pub fn write_part(
         let bytes = write_run(out, &all)?;
         return Ok((all.num_rows() as u64, bytes));
     }
-    let mut encoder = row_encoder(&spec.format);
-    let mut file = std::fs::File::create(out)?;
-    let mut buf = Vec::with_capacity(FLUSH_BYTES + (1 << 20));
-    let (mut rows, mut bytes) = (0u64, 0u64);
-    // Where the time goes, for the debug log: reading, filtering, encoding, writing.
-    let mut spent = [std::time::Duration::ZERO; 4];
+    let mut sink = PartSink::new(spec, &pipeline.output_schema, out)?;
+    let mut rows = 0u64;
+    // Where the time goes, for the debug log: reading, filtering, encoding and writing.
+    let mut spent = [std::time::Duration::ZERO; 3];
     let mut batches = batches;
     let mut i = 0usize;
     loop {
@@ -139,27 +138,67 @@ pub fn write_part(
         let projected = pipeline.project(&filtered)?;
         spent[1] += t.elapsed();
         let t = Instant::now();
-        encoder.encode_batch(&projected, &mut buf)?;
+        sink.write(&projected)?;
         spent[2] += t.elapsed();
         rows += projected.num_rows() as u64;
-        if buf.len() >= FLUSH_BYTES {
-            let t = Instant::now();
-            file.write_all(&buf)?;
-            spent[3] += t.elapsed();
-            bytes += buf.len() as u64;
-            buf.clear();
-        }
     }
-    file.write_all(&buf)?;
-    bytes += buf.len() as u64;
+    let bytes = sink.finish()?;
     tracing::debug!(
         rows,
         bytes,
         read_ms = spent[0].as_millis() as u64,
         filter_ms = spent[1].as_millis() as u64,
-        encode_ms = spent[2].as_millis() as u64,
-        write_ms = spent[3].as_millis() as u64,
+        write_ms = spent[2].as_millis() as u64,
         "chunk written"
     );
     Ok((rows, bytes))
+}
+
+/// Where a chunk's rows go: encoded rows of a row format, or a Parquet file of their own.
+enum PartSink {
+    Rows { encoder: Box<dyn crate::format::RowEncoder>, file: std::fs::File, buf: Vec<u8>, bytes: u64 },
+    Parquet(Box<PartWriter<std::io::BufWriter<std::fs::File>>>),
+}
+
+impl PartSink {
+    fn new(spec: &ExportSpec, schema: &SchemaRef, out: &Path) -> Result<Self, StageError> {
+        let file = std::fs::File::create(out)?;
+        Ok(match row_encoder(&spec.format) {
+            Some(encoder) => PartSink::Rows { encoder, file, buf: Vec::with_capacity(FLUSH_BYTES + (1 << 20)), bytes: 0 },
+            None => {
+                let writer = PartWriter::new(std::io::BufWriter::with_capacity(1 << 20, file), Arc::clone(schema), &spec.format.0)?;
+                PartSink::Parquet(Box::new(writer))
+            }
+        })
+    }
+
+    fn write(&mut self, batch: &arrow::record_batch::RecordBatch) -> Result<(), StageError> {
+        match self {
+            PartSink::Rows { encoder, file, buf, bytes } => {
+                encoder.encode_batch(batch, buf)?;
+                if buf.len() >= FLUSH_BYTES {
+                    file.write_all(buf)?;
+                    *bytes += buf.len() as u64;
+                    buf.clear();
+                }
+            }
+            PartSink::Parquet(w) => w.write(batch)?,
+        }
+        Ok(())
+    }
+
+    /// Write what is left; returns the part's size.
+    fn finish(self) -> Result<u64, StageError> {
+        match self {
+            PartSink::Rows { mut file, buf, bytes, .. } => {
+                file.write_all(&buf)?;
+                Ok(bytes + buf.len() as u64)
+            }
+            PartSink::Parquet(w) => {
+                let (out, _) = (*w).finish()?;
+                let file = out.into_inner().map_err(|e| StageError::transient(e.to_string()))?;
+                Ok(file.metadata()?.len())
+            }
+        }
+    }
 }

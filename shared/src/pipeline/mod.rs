@@ -144,6 +144,12 @@ impl From<arrow::error::ArrowError> for StageError {
     }
 }
 
+impl From<parquet::errors::ParquetError> for StageError {
+    fn from(e: parquet::errors::ParquetError) -> Self {
+        StageError::internal(format!("parquet: {e}"))
+    }
+}
+
 impl From<std::io::Error> for StageError {
     fn from(e: std::io::Error) -> Self {
         StageError::transient(e.to_string())

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Check a Parquet file written by egress against its source, with pyarrow and DuckDB.
+
+    check_parquet.py SOURCE_GLOB EXPORT COLUMNS WHERE [ORDER_BY LIMIT] [--codec ZSTD] [--min-row-groups N]
+
+pyarrow must read the file with the Arrow types egress promises: decimal128 for amounts,
+timestamp[us, tz=UTC], date32, strings, booleans, int64, double. DuckDB compares the rows with
+the source query (as a multiset; with ORDER_BY and LIMIT, in order). Exit 0 and `OK` when all
+holds; 1 with the first difference otherwise.
+"""
+
+import sys
+
+import duckdb
+import pyarrow.parquet as pq
+
+EXPECTED_TYPES = {
+    "transaction_id": "string",
+    "account_id": "string",
+    "counterparty_name": "string",
+    "amount": "decimal128(18, 2)",
+    "currency": "string",
+    "booked_at": "timestamp[us, tz=UTC]",
+    "value_date": "date32[day]",
+    "country": "string",
+    "channel": "string",
+    "flagged": "bool",
+    "risk_score": "double",
+    "memo": "string",
+    "reference": "int64",
+}
+
+
+def fail(msg: str) -> None:
+    print(f"MISMATCH: {msg}")
+    sys.exit(1)
+
+
+def main() -> int:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    opts = dict(zip(sys.argv[1:], sys.argv[2:]))
+    src, out, cols, where = args[:4]
+    order_by, limit = (args[4], int(args[5])) if len(args) >= 6 else (None, None)
+    pf = pq.ParquetFile(out)
+    table = pf.read()
+    names = cols.split(",")
+    if table.column_names != names:
+        fail(f"columns {table.column_names}, expected {names}")
+    for field in table.schema:
+        want = EXPECTED_TYPES.get(field.name)
+        if want and str(field.type) != want:
+            fail(f"column {field.name} has type {field.type}, expected {want}")
+    md = pf.metadata
+    if md.num_row_groups < int(opts.get("--min-row-groups", "1")):
+        fail(f"{md.num_row_groups} row groups")
+    codec = opts.get("--codec", "ZSTD")
+    for rg in range(md.num_row_groups):
+        for c in range(md.num_columns):
+            if md.row_group(rg).column(c).compression != codec:
+                fail(f"row group {rg} column {c} is {md.row_group(rg).column(c).compression}, expected {codec}")
+    con = duckdb.connect()
+    select = ", ".join(f'"{c}"' for c in names)
+    src_q = f"SELECT {select} FROM read_parquet('{src}') WHERE {where}"
+    if order_by:
+        # Compared as text, the same cast on both sides (exact for decimals and instants).
+        as_text = ", ".join(f'CAST("{c}" AS VARCHAR)' for c in names)
+        src_q += f" ORDER BY {order_by} LIMIT {limit}"
+        got = con.execute(f"SELECT {as_text} FROM read_parquet('{out}')").fetchall()
+        want = con.execute(f"SELECT {as_text} FROM ({src_q})").fetchall()
+        if got != want:
+            first = next(i for i, (a, b) in enumerate(zip(got, want)) if a != b) if len(got) == len(want) else None
+            fail(f"ordered rows differ (got {len(got)}, want {len(want)}, first difference at {first})")
+    else:
+        n_src = con.execute(f"SELECT count(*) FROM ({src_q})").fetchone()[0]
+        n_out = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
+        if n_src != n_out:
+            fail(f"{n_out} rows, the source has {n_src}")
+        for a, b in ((f"SELECT {select} FROM read_parquet('{out}')", src_q), (src_q, f"SELECT {select} FROM read_parquet('{out}')")):
+            extra = con.execute(f"SELECT count(*) FROM ({a} EXCEPT ALL {b})").fetchone()[0]
+            if extra:
+                fail(f"{extra} rows of one side are not in the other")
+    print(f"OK {table.num_rows} rows, {md.num_row_groups} row groups")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
