@@ -212,11 +212,7 @@ pub async fn list(svc: &Services, req: &Request) -> Result<Response, Problem> {
         },
     };
     let cursor = q.get("cursor").cloned();
-    if let Some(c) = &cursor
-        && crate::store::sqlite::decode_cursor(c).is_none()
-    {
-        errs.push("/query/cursor", c.as_str(), "a cursor returned as `next_cursor` by this listing");
-    }
+    let cursor_text = cursor.clone();
     if !errs.is_empty() {
         let mut p = Problem::new(Code::InvalidParameter, format!("query parameters are not valid: {errs}"));
         p.errors = Some(errs);
@@ -227,7 +223,15 @@ pub async fn list(svc: &Services, req: &Request) -> Result<Response, Problem> {
         .list_exports(&principal.tenant, &ExportQuery { status, format, created_after, created_before, limit, cursor })
         .await
         .map_err(|e| match e {
-            StoreError::Backend(m) if m.contains("cursor") => Problem::new(Code::InvalidParameter, "the cursor is not valid"),
+            StoreError::InvalidCursor => {
+                let mut p = Problem::new(Code::InvalidParameter, "the cursor is not valid");
+                p.errors = Some(ValidationErrors::single(
+                    "/query/cursor",
+                    cursor_text.clone().unwrap_or_default(),
+                    "a cursor returned as `next_cursor` by this listing",
+                ));
+                p
+            }
             other => Problem::internal(other),
         })?;
     let items: Vec<Value> = page.items.iter().map(Export::to_api_json).collect();

@@ -159,10 +159,6 @@ impl RowEncoder for CsvEncoder {
         }
         Ok(())
     }
-
-    fn footer(&self, _rows: u64) -> Vec<u8> {
-        Vec::new()
-    }
 }
 
 #[cfg(test)]

@@ -21,8 +21,10 @@ pub trait RowEncoder: Send {
     fn header(&self, columns: &[String]) -> Vec<u8>;
     /// Append the rows of `batch`.
     fn encode_batch(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ArrowError>;
-    /// Bytes at the very end of the file, which holds `rows` rows.
-    fn footer(&self, rows: u64) -> Vec<u8>;
+    /// Bytes at the very end of the file, which holds `rows` rows (none by default).
+    fn footer(&self, _rows: u64) -> Vec<u8> {
+        Vec::new()
+    }
     /// Bytes to drop from the start of the first row of the file: every row of a JSON array
     /// is written with its leading `,` so parts can be made independently; the file's first
     /// row must lose it.

@@ -125,10 +125,6 @@ impl RowEncoder for TsvEncoder {
         }
         Ok(())
     }
-
-    fn footer(&self, _rows: u64) -> Vec<u8> {
-        Vec::new()
-    }
 }
 
 #[cfg(test)]

@@ -83,13 +83,6 @@ pub async fn admin_key(host: &LocalHost, tenant: &str) -> Result<String, String>
     Ok(k.token)
 }
 
-impl LocalHost {
-    pub async fn store_api_key(&self, rec: &crate::model::ApiKeyRecord) -> Result<(), String> {
-        use crate::store::ApiKeyStore;
-        self.store.put_api_key(rec).await.map_err(|e| e.to_string())
-    }
-}
-
 /// Create an export through the API and wait for it, drawing a progress bar.
 pub async fn run_export(client: &Client<'_>, spec: &Value, label: &str, quiet: bool) -> Result<Value, String> {
     let (status, location, body) = client.call(Method::POST, "/v1/exports", Some(spec)).await;

@@ -49,6 +49,12 @@ pub struct OpenError {
 }
 
 impl LocalHost {
+    /// Store an API key record (the CLI's `keys create`, the demo and the benchmark).
+    pub async fn store_api_key(&self, rec: &crate::model::ApiKeyRecord) -> Result<(), String> {
+        use crate::store::ApiKeyStore;
+        self.store.put_api_key(rec).await.map_err(|e| e.to_string())
+    }
+
     pub fn open(options: LocalOptions) -> Result<Self, OpenError> {
         Self::open_with(options, |_| {})
     }

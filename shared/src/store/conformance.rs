@@ -96,6 +96,8 @@ async fn listing_filters_and_pages_newest_first(store: &dyn JobStore) {
         store.list_exports("t-list", &ExportQuery { limit: 100, status: Some(ExportStatus::Pending), ..Default::default() }).await.unwrap();
     assert_eq!(pending.items.len(), 5);
     assert!(store.list_exports("t-nobody", &ExportQuery { limit: 100, ..Default::default() }).await.unwrap().items.is_empty());
+    let bad = ExportQuery { limit: 10, cursor: Some("not-a-cursor".into()), ..Default::default() };
+    assert!(matches!(store.list_exports("t-list", &bad).await, Err(StoreError::InvalidCursor)), "a foreign cursor is refused as such");
 }
 
 async fn chunks_count_once(store: &dyn JobStore) {

@@ -21,6 +21,9 @@ pub enum StoreError {
     NotFound,
     #[error("already exists")]
     AlreadyExists,
+    /// A page cursor this store did not hand out.
+    #[error("invalid page cursor")]
+    InvalidCursor,
     /// A conditional write lost: someone else wrote first.
     #[error("precondition failed: the item changed since it was read")]
     Precondition,

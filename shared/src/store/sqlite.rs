@@ -117,8 +117,7 @@ fn encode_cursor(created_us: i64, id: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{created_us}:{id}"))
 }
 
-/// A cursor that does not decode is an error the API reports as a bad `cursor`.
-pub fn decode_cursor(c: &str) -> Option<(i64, String)> {
+fn decode_cursor(c: &str) -> Option<(i64, String)> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok()?;
     let s = String::from_utf8(raw).ok()?;
     let (t, id) = s.split_once(':')?;
@@ -177,7 +176,7 @@ impl ExportStore for SqliteStore {
                 args.push(micros(t).into());
             }
             if let Some(cur) = &q.cursor {
-                let (t, id) = decode_cursor(cur).ok_or_else(|| StoreError::Backend("bad cursor".into()))?;
+                let (t, id) = decode_cursor(cur).ok_or(StoreError::InvalidCursor)?;
                 sql.push_str(" AND (created_us < ? OR (created_us = ? AND id < ?))");
                 args.push(t.into());
                 args.push(t.into());
