@@ -64,7 +64,7 @@ async fn every_route_answers_its_sample_event() {
     // The export the get, download and delete events name.
     let spec = ExportSpec::from_json(&json!({"source": {"type": "inline", "rows": [{"a": 1}]}, "format": "csv"})).unwrap();
     host.store.create_export(&Export::new(EXPORT_ID.into(), "acme".into(), KEY_ID.into(), spec, chrono::Utc::now())).await.unwrap();
-    host.services.orchestrator.start("acme", EXPORT_ID).await.unwrap();
+    host.services.orchestrator.start("acme", EXPORT_ID, 1).await.unwrap();
     host.orchestrator.idle().await;
 
     let r = call(&host, Route::Health).await;

@@ -164,7 +164,7 @@ async fn create_inner(svc: &Services, principal: &Principal, body: &Value, reque
     let export = Export::new(ids::export_id(), principal.tenant.clone(), principal.key_id.clone(), spec, Utc::now());
     svc.store.create_export(&export).await.map_err(Problem::internal)?;
     audit_event(svc, principal, "export.create", &export.id, request_id, "success").await;
-    svc.orchestrator.start(&export.tenant, &export.id).await.map_err(Problem::internal)?;
+    svc.orchestrator.start(&export.tenant, &export.id, export.run).await.map_err(Problem::internal)?;
     tracing::info!(export_id = %export.id, tenant = %export.tenant, "export created");
     let location = format!("/v1/exports/{}", export.id);
     Ok((export.to_api_json(), location))
@@ -263,7 +263,7 @@ pub async fn delete(svc: &Services, req: &Request, request_id: &str) -> Result<R
             Ok(_) | Err(UpdateError::NotFound) => {}
             Err(e) => return Err(Problem::internal(format!("{e}"))),
         }
-        svc.orchestrator.stop(&principal.tenant, &id).await.map_err(Problem::internal)?;
+        svc.orchestrator.stop(&principal.tenant, &id, export.run).await.map_err(Problem::internal)?;
     }
     svc.blobs.delete_prefix(&keys::staging(&principal.tenant, &id)).await.map_err(Problem::internal)?;
     svc.blobs.delete_prefix(&keys::results(&principal.tenant, &id)).await.map_err(Problem::internal)?;

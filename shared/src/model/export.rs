@@ -161,13 +161,22 @@ pub struct Export {
     pub started_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
-    /// How many times a run was started (a host restart starts another).
+    /// The current run: 1 for the first, one more for each resume or retry. Names the
+    /// execution ([`crate::orchestrate::execution_name`]).
+    #[serde(default = "first_run")]
+    pub run: u32,
+    /// How many times a local host started the current run (a restart after a crash starts it
+    /// again); reset by resume and retry.
     #[serde(default)]
     pub attempts: u32,
     /// Optimistic-concurrency version, bumped by every write; a write names the version it
     /// read and fails if another write came first.
     #[serde(default)]
     pub version: u64,
+}
+
+fn first_run() -> u32 {
+    1
 }
 
 impl Export {
@@ -186,6 +195,7 @@ impl Export {
             updated_at: now,
             started_at: None,
             finished_at: None,
+            run: 1,
             attempts: 0,
             version: 0,
         }

@@ -56,7 +56,7 @@ impl LocalOrchestrator {
                 continue;
             }
             tracing::info!(export_id = %id, tenant = %tenant, "resuming an export the last process left unfinished");
-            self.start(&tenant, &id).await?;
+            self.start(&tenant, &id, export.run).await?;
             resumed += 1;
         }
         Ok(resumed)
@@ -163,7 +163,7 @@ async fn run(ctx: StageContext, slots: Arc<Semaphore>, tenant: String, export_id
 
 #[async_trait]
 impl Orchestrator for LocalOrchestrator {
-    async fn start(&self, tenant: &str, export_id: &str) -> Result<(), OrchestrateError> {
+    async fn start(&self, tenant: &str, export_id: &str, _run: u32) -> Result<(), OrchestrateError> {
         let key = Self::run_key(tenant, export_id);
         {
             let runs = self.runs.lock().expect("run map");
@@ -182,7 +182,7 @@ impl Orchestrator for LocalOrchestrator {
         Ok(())
     }
 
-    async fn stop(&self, tenant: &str, export_id: &str) -> Result<(), OrchestrateError> {
+    async fn stop(&self, tenant: &str, export_id: &str, _run: u32) -> Result<(), OrchestrateError> {
         // The stages see the export's new status at their next check and end; wait for that.
         let handle = self.runs.lock().expect("run map").remove(&Self::run_key(tenant, export_id));
         if let Some(h) = handle {

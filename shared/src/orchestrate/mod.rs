@@ -14,8 +14,16 @@ pub enum OrchestrateError {
 
 #[async_trait]
 pub trait Orchestrator: Send + Sync {
-    /// Start a run of the export. Idempotent: a run already going is left alone.
-    async fn start(&self, tenant: &str, export_id: &str) -> Result<(), OrchestrateError>;
-    /// Stop the export's run, if any, and wait until it no longer writes anything.
-    async fn stop(&self, tenant: &str, export_id: &str) -> Result<(), OrchestrateError>;
+    /// Start run number `run` of the export (1 for the first; resume and retry start the next).
+    /// Idempotent: starting a run that exists already (same [`execution_name`]) does nothing.
+    async fn start(&self, tenant: &str, export_id: &str, run: u32) -> Result<(), OrchestrateError>;
+    /// Stop the export's run `run`, if it is going, and wait until it no longer writes anything.
+    async fn stop(&self, tenant: &str, export_id: &str, run: u32) -> Result<(), OrchestrateError>;
+}
+
+/// The name of an export's run: the export id for the first, `<export id>-run<n>` after. One
+/// name is one execution, so a repeated start cannot make two (Step Functions refuses a second
+/// execution of the same name; the local runner does the same).
+pub fn execution_name(export_id: &str, run: u32) -> String {
+    if run <= 1 { export_id.to_string() } else { format!("{export_id}-run{run}") }
 }
