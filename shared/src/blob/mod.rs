@@ -103,6 +103,10 @@ pub mod keys {
     pub fn manifest(tenant: &str, export_id: &str) -> String {
         format!("{}manifest.json", staging(tenant, export_id))
     }
+    /// The chunk list a Distributed Map reads.
+    pub fn chunk_items(tenant: &str, export_id: &str) -> String {
+        format!("{}chunks.json", staging(tenant, export_id))
+    }
     pub fn part(tenant: &str, export_id: &str, index: u32) -> String {
         format!("{}part-{index:06}", staging(tenant, export_id))
     }

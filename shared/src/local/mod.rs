@@ -77,7 +77,7 @@ impl LocalHost {
         tune(&mut settings);
         let settings = Arc::new(settings);
         let ctx = StageContext { store: store.clone(), blobs: blobs.clone(), settings: settings.clone() };
-        let orchestrator = LocalOrchestrator::new(ctx);
+        let orchestrator = LocalOrchestrator::new(ctx).map_err(|e| err(e.to_string()))?;
         let services = Arc::new(Services {
             store: store.clone(),
             blobs: blobs.clone(),

@@ -62,6 +62,8 @@ pub enum Step {
     Plan,
     ExtractChunk,
     Encode,
+    Encrypt,
+    Deliver,
     RecordReceipt,
     Done,
 }
@@ -96,6 +98,8 @@ impl Progress {
                 (2.0 + 93.0 * frac).min(95.0)
             }
             Step::Encode => 96.0,
+            Step::Encrypt => 97.0,
+            Step::Deliver => 98.0,
             Step::RecordReceipt => 99.0,
             Step::Done => 100.0,
         };
@@ -119,9 +123,36 @@ pub struct ResultFile {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExportResult {
     pub files: Vec<ResultFile>,
+    /// One receipt per destination, in the order of the spec's destinations.
+    #[serde(default)]
+    pub deliveries: Vec<Delivery>,
     pub rows: u64,
     pub bytes: u64,
     pub expires_at: DateTime<Utc>,
+}
+
+/// The receipt of one delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The destination's position in the spec.
+    pub index: u32,
+    /// The destination type, e.g. `download`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `delivered` or `failed`.
+    pub status: String,
+    /// Where the files went (a path, a URL without its signature, ...), when the destination says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    pub files: Vec<DeliveredFile>,
+    pub delivered_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveredFile {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
 }
 
 /// Why an export failed: a stable code and a message for people.
@@ -139,6 +170,12 @@ pub struct ChunkRecord {
     pub rows: u64,
     pub bytes: u64,
     pub part_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    pub owner: String,
+    pub until: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,6 +206,10 @@ pub struct Export {
     /// again); reset by resume and retry.
     #[serde(default)]
     pub attempts: u32,
+    /// The local host running the current run, and until when its claim holds (renewed while
+    /// it runs): a second host does not start the same run. Internal: never shown by the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
     /// Optimistic-concurrency version, bumped by every write; a write names the version it
     /// read and fails if another write came first.
     #[serde(default)]
@@ -197,6 +238,7 @@ impl Export {
             finished_at: None,
             run: 1,
             attempts: 0,
+            lease: None,
             version: 0,
         }
     }
@@ -206,6 +248,7 @@ impl Export {
         let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
         if let Some(obj) = v.as_object_mut() {
             obj.remove("version");
+            obj.remove("lease");
             if let Some(files) = obj.get_mut("result").and_then(|r| r.get_mut("files")).and_then(|f| f.as_array_mut()) {
                 for f in files {
                     if let Some(o) = f.as_object_mut() {

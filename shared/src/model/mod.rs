@@ -6,7 +6,9 @@ pub mod principal;
 pub mod spec;
 pub mod validation;
 
-pub use export::{ChunkRecord, Export, ExportError, ExportResult, ExportStatus, Progress, ResultFile, Step};
+pub use export::{
+    ChunkRecord, DeliveredFile, Delivery, Export, ExportError, ExportResult, ExportStatus, Lease, Progress, ResultFile, Step,
+};
 pub use principal::{ApiKeyRecord, Permission, Principal};
 pub use spec::{
     Compression, DestinationSpec, ExportSpec, Filter, FilterOp, FormatKind, FormatSpec, SortKey, SortOrder, SourceKind, SourceSpec,

@@ -1,6 +1,7 @@
 //! Orchestrator: starts and stops export runs. Step Functions on AWS (an execution named by the
 //! export id, so a retried request cannot start two runs); in process on the embedded default.
 
+pub mod asl;
 pub mod local;
 
 use async_trait::async_trait;

@@ -82,7 +82,7 @@ impl Job {
             if let Some(r) = known.iter().find(|r| r.index == index) {
                 return match self.handle.block_on(self.ctx.blobs.local_file(&r.part_key)) {
                     Ok(local) => Ok((r.clone(), local)),
-                    // Recorded but gone: an earlier encode copied and removed it, then stopped.
+                    // Recorded but gone (lost from the staging area): make it again from the source.
                     Err(BlobError::NotFound(_)) => Ok((r.clone(), LocalFile::temporary(self.remake_part(index, None)?))),
                     Err(e) => Err(e.into()),
                 };
@@ -157,8 +157,8 @@ impl Job {
 
     /// Hand the parts to `append` in chunk order, as they become ready; returns the rows. With
     /// `max_rows`, whole parts are kept while they fit, the part that crosses the limit is made
-    /// again with just the rows still allowed, and the rest are skipped. Each part is deleted
-    /// once appended (its bytes are in the file now; its page cache is freed at once).
+    /// again with just the rows still allowed, and the rest are skipped. Parts stay until the
+    /// export is recorded (a paused or failed run resumes without extracting them again).
     fn each_part(&self, mut append: impl FnMut(&Path) -> Result<(), StageError>) -> Result<u64, StageError> {
         let total = self.manifest.chunks.len() as u32;
         let max = self.export.spec.max_rows;
@@ -185,7 +185,6 @@ impl Job {
             };
             append(&path)?;
             drop(cut);
-            self.handle.block_on(self.ctx.blobs.delete(&record.part_key))?;
             drop(local);
             if max == Some(rows) {
                 break;

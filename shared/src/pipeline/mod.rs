@@ -1,13 +1,18 @@
-//! The pipeline stages of one export run: plan, extract_chunk, encode, record_receipt (and
-//! record_failure). Each is a plain async function from a small serde input to a serde output,
+//! The pipeline stages of one export run: plan, extract_chunk, encode, encrypt, deliver,
+//! record_receipt (and record_failure). Each is a plain async function from a small serde input to a serde output,
 //! idempotent, so that Step Functions (one Lambda per stage) or the local orchestrator can call
 //! it, retry it, and resume a run from its first unfinished chunk.
 
+pub mod deliver;
 pub mod encode;
+pub mod encrypt;
 pub mod extract_chunk;
 pub mod plan;
 pub mod record_failure;
 pub mod record_receipt;
+pub mod stage;
+
+pub use stage::Stage;
 
 use std::sync::Arc;
 

@@ -23,9 +23,13 @@ pub struct PlanOutput {
     pub tenant: String,
     pub export_id: String,
     pub chunks_total: u32,
-    /// Blob key of the manifest (for a Distributed Map's ItemReader).
-    pub manifest_key: String,
-    pub chunks: Vec<ChunkItem>,
+    /// Blob key of the JSON array of [`ChunkItem`]s: a Distributed Map's ItemReader reads it
+    /// (the list stays out of the state's document, which Step Functions caps at 256 KB).
+    pub items_key: String,
+    /// Chunks extracted at once (the Map's `MaxConcurrencyPath`).
+    pub max_concurrency: u32,
+    /// Where the files go, in order (the Deliver Map's items).
+    pub destinations: Vec<serde_json::Value>,
 }
 
 pub async fn plan(ctx: &StageContext, input: ExportRef) -> Result<PlanOutput, StageError> {
@@ -50,10 +54,18 @@ pub async fn plan(ctx: &StageContext, input: ExportRef) -> Result<PlanOutput, St
         }
     };
     let total = manifest.chunks.len() as u32;
+    let items_key = keys::chunk_items(&tenant, &export_id);
+    if ctx.blobs.head(&items_key).await?.is_none() {
+        let items: Vec<ChunkItem> =
+            (0..total).map(|index| ChunkItem { tenant: tenant.clone(), export_id: export_id.clone(), index }).collect();
+        let bytes = serde_json::to_vec(&items).map_err(|e| StageError::internal(e.to_string()))?;
+        ctx.blobs.put_bytes(&items_key, bytes.into()).await?;
+    }
     mark(ctx, &tenant, &export_id, Step::ExtractChunk, format!("reading {total} chunks"), Some(total)).await?;
     Ok(PlanOutput {
-        chunks: (0..total).map(|index| ChunkItem { tenant: tenant.clone(), export_id: export_id.clone(), index }).collect(),
-        manifest_key: keys::manifest(&tenant, &export_id),
+        items_key,
+        max_concurrency: ctx.settings.max_concurrency.max(1) as u32,
+        destinations: vec![serde_json::json!({"type": "download"})],
         chunks_total: total,
         tenant,
         export_id,

@@ -4,7 +4,7 @@
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::{ErrorName, ExportRef, StageContext, StageError, audit};
+use super::{ErrorName, StageContext, StageError, audit};
 use crate::blob::keys;
 use crate::model::{ExportError, ExportStatus};
 use crate::store::{UpdateError, update_export};
@@ -17,6 +17,16 @@ pub struct FailureInfo {
     /// The message.
     #[serde(rename = "Cause")]
     pub cause: String,
+}
+
+/// The export's status after the call: `failed`, or what stopped the run instead (`paused`,
+/// `cancelled`, `deleted`, ...). The state machine ends without error when the run stopped
+/// on request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordFailureOutput {
+    pub tenant: String,
+    pub export_id: String,
+    pub status: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,7 +57,12 @@ fn code_of(name: &str) -> String {
     }
 }
 
-pub async fn record_failure(ctx: &StageContext, input: RecordFailureInput) -> Result<ExportRef, StageError> {
+/// Failures worth a `POST /v1/exports/{id}/retry`: the run's finished chunks are kept for it.
+pub fn is_retryable_code(code: &str) -> bool {
+    matches!(code, "TRANSIENT_FAILURE" | "INTERRUPTED" | "TIMEOUT")
+}
+
+pub async fn record_failure(ctx: &StageContext, input: RecordFailureInput) -> Result<RecordFailureOutput, StageError> {
     let RecordFailureInput { tenant, export_id, error } = input;
     let code = code_of(&error.error);
     let res = update_export(ctx.store.as_ref(), &tenant, &export_id, |e| {
@@ -60,15 +75,20 @@ pub async fn record_failure(ctx: &StageContext, input: RecordFailureInput) -> Re
         Ok(())
     })
     .await;
-    match res {
+    let status = match res {
         Ok(_) => {
-            ctx.blobs.delete_prefix(&keys::staging(&tenant, &export_id)).await?;
+            // A transient failure may be retried: keep its chunks. Otherwise clean up.
+            if !is_retryable_code(&code) {
+                ctx.blobs.delete_prefix(&keys::staging(&tenant, &export_id)).await?;
+            }
             audit(ctx, &tenant, &export_id, "export.failed", "failed").await;
             tracing::warn!(export_id, tenant, code, cause = %error.cause, "export failed");
+            ExportStatus::Failed.as_str().to_string()
         }
         // Already finished, cancelled or paused: nothing to record.
-        Err(UpdateError::Refused(_)) | Err(UpdateError::NotFound) => {}
+        Err(UpdateError::Refused(s)) => s.as_str().to_string(),
+        Err(UpdateError::NotFound) => "deleted".to_string(),
         Err(UpdateError::Store(e)) => return Err(e.into()),
-    }
-    Ok(ExportRef { tenant, export_id })
+    };
+    Ok(RecordFailureOutput { tenant, export_id, status })
 }

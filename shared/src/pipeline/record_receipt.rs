@@ -1,15 +1,27 @@
-//! RecordReceipt: the export is done. Record its files, clean up the staging area, audit.
+//! RecordReceipt: the export is done. Record its files and delivery receipts, clean up the
+//! staging area, audit.
 
 use chrono::Utc;
+use serde::{Deserialize, Serialize};
 
-use super::encode::EncodeOutput;
 use super::{ErrorName, ExportRef, StageContext, StageError, audit};
 use crate::blob::keys;
-use crate::model::{ExportResult, ExportStatus, Step};
+use crate::model::{Delivery, ExportResult, ExportStatus, ResultFile, Step};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordReceiptInput {
+    pub tenant: String,
+    pub export_id: String,
+    pub files: Vec<ResultFile>,
+    /// The Deliver Map's receipts, one per destination.
+    #[serde(default)]
+    pub deliveries: Vec<Delivery>,
+}
 use crate::store::{UpdateError, update_export};
 
-pub async fn record_receipt(ctx: &StageContext, input: EncodeOutput) -> Result<ExportRef, StageError> {
-    let EncodeOutput { tenant, export_id, files } = input;
+pub async fn record_receipt(ctx: &StageContext, input: RecordReceiptInput) -> Result<ExportRef, StageError> {
+    let RecordReceiptInput { tenant, export_id, files, deliveries } = input;
     let now = Utc::now();
     let res = update_export(ctx.store.as_ref(), &tenant, &export_id, |e| {
         if !ExportStatus::ACTIVE.contains(&e.status) {
@@ -21,6 +33,7 @@ pub async fn record_receipt(ctx: &StageContext, input: EncodeOutput) -> Result<E
             rows: files.iter().map(|f| f.rows).sum(),
             bytes: files.iter().map(|f| f.size).sum(),
             files: files.clone(),
+            deliveries: deliveries.clone(),
             expires_at,
         });
         e.progress.rows = files.iter().map(|f| f.rows).sum();

@@ -1,0 +1,78 @@
+//! The stages by name: what a Task resource or a stage Lambda dispatches on. Each takes and
+//! returns JSON (the state machine's documents, see `statemachines/README.md`).
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::{StageContext, StageError, deliver, encode, encrypt, extract_chunk, plan, record_failure, record_receipt};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    Plan,
+    ExtractChunk,
+    Encode,
+    Encrypt,
+    Deliver,
+    RecordReceipt,
+    RecordFailure,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 7] =
+        [Stage::Plan, Stage::ExtractChunk, Stage::Encode, Stage::Encrypt, Stage::Deliver, Stage::RecordReceipt, Stage::RecordFailure];
+
+    /// The stage's name in logs, binaries (`stage_<name>`) and local resources.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Plan => "plan",
+            Stage::ExtractChunk => "extract_chunk",
+            Stage::Encode => "encode",
+            Stage::Encrypt => "encrypt",
+            Stage::Deliver => "deliver",
+            Stage::RecordReceipt => "record_receipt",
+            Stage::RecordFailure => "record_failure",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The definition substitution that names the stage's function
+    /// (`${PlanFunctionArn}` in `export.asl.json`).
+    pub fn substitution(self) -> &'static str {
+        match self {
+            Stage::Plan => "PlanFunctionArn",
+            Stage::ExtractChunk => "ExtractChunkFunctionArn",
+            Stage::Encode => "EncodeFunctionArn",
+            Stage::Encrypt => "EncryptFunctionArn",
+            Stage::Deliver => "DeliverFunctionArn",
+            Stage::RecordReceipt => "RecordReceiptFunctionArn",
+            Stage::RecordFailure => "RecordFailureFunctionArn",
+        }
+    }
+
+    /// Run the stage on a JSON input. A document that is not the stage's input is
+    /// `Egress.Invalid`.
+    pub async fn call(self, ctx: &StageContext, input: Value) -> Result<Value, StageError> {
+        match self {
+            Stage::Plan => out(plan::plan(ctx, parse(self, input)?).await?),
+            Stage::ExtractChunk => out(extract_chunk::extract_chunk(ctx, parse(self, input)?).await?),
+            Stage::Encode => out(encode::encode(ctx, parse(self, input)?).await?),
+            Stage::Encrypt => out(encrypt::encrypt(ctx, parse(self, input)?).await?),
+            Stage::Deliver => out(deliver::deliver(ctx, parse(self, input)?).await?),
+            Stage::RecordReceipt => out(record_receipt::record_receipt(ctx, parse(self, input)?).await?),
+            Stage::RecordFailure => out(record_failure::record_failure(ctx, parse(self, input)?).await?),
+        }
+    }
+}
+
+fn parse<T: DeserializeOwned>(stage: Stage, input: Value) -> Result<T, StageError> {
+    serde_path_to_error::deserialize(input)
+        .map_err(|e| StageError::invalid(format!("{}: not a valid input at `{}`: {}", stage.name(), e.path(), e.inner())))
+}
+
+fn out<T: Serialize>(v: T) -> Result<Value, StageError> {
+    serde_json::to_value(v).map_err(|e| StageError::internal(e.to_string()))
+}
