@@ -1,11 +1,15 @@
-//! What every Lambda `main` does: logs, adapters from the environment, run one route.
+//! What every Lambda `main` does: JSON logs, adapters from the environment, then one API route
+//! ([`run_route`]) or one pipeline stage ([`run_stage`]).
 
 use std::sync::Arc;
 
-use lambda_http::{Error, Request, service_fn};
+use lambda_http::{Error, LambdaEvent, Request, service_fn};
+use serde_json::Value;
+use tracing::Instrument;
 
 use crate::api::Route;
 use crate::local::{LocalHost, LocalOptions};
+use crate::pipeline::{Stage, StageError};
 use crate::services::Services;
 
 /// Build the adapters named by the environment. `EGRESS_BACKEND=local` (the only backend until
@@ -30,6 +34,27 @@ pub async fn run_route(route: Route) -> Result<(), Error> {
     lambda_http::run(service_fn(move |req: Request| {
         let services = services.clone();
         async move { Ok::<_, std::convert::Infallible>(route.call(&services, req).await) }
+    }))
+    .await
+}
+
+/// Run one pipeline stage as a Lambda function invoked by Step Functions. Its input and output
+/// are the stage's JSON documents; a failure's `errorType` is the stage's error name.
+pub async fn run_stage(stage: Stage) -> Result<(), Error> {
+    crate::telemetry::init_json();
+    let ctx = services_from_env()?.stage_context();
+    lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let ctx = ctx.clone();
+        let field = |k: &str| event.payload.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let span = tracing::info_span!("stage", stage = stage.name(), export_id = %field("export_id"), tenant = %field("tenant"), request_id = %event.context.request_id);
+        async move {
+            let result: Result<Value, StageError> = stage.call(&ctx, event.payload).await;
+            if let Err(e) = &result {
+                tracing::warn!(error = %e.name.as_str(), cause = %e.message, "stage failed");
+            }
+            result
+        }
+        .instrument(span)
     }))
     .await
 }

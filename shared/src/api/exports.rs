@@ -36,7 +36,7 @@ pub async fn load(svc: &Services, principal: &Principal, id: &str) -> Result<Exp
     svc.store.get_export(&principal.tenant, id).await.map_err(Problem::internal)?.ok_or_else(not_found)
 }
 
-async fn audit_event(svc: &Services, p: &Principal, action: &str, target: &str, request_id: &str, outcome: &str) {
+pub(crate) async fn audit_event(svc: &Services, p: &Principal, action: &str, target: &str, request_id: &str, outcome: &str) {
     let entry = AuditEntry { tenant: &p.tenant, actor: &p.key_id, action, target, request_id, outcome };
     if let Err(e) = audit::append(svc.store.as_ref(), entry).await {
         tracing::warn!(error = %e, action, "audit append failed");

@@ -2,6 +2,7 @@
 //! one of them; the local host runs all of them behind [`route`], which does what API Gateway
 //! does (match the path, fill in path and query parameters).
 
+pub mod control;
 pub mod download;
 pub mod exports;
 pub mod health;
@@ -28,12 +29,26 @@ pub enum Route {
     GetExport,
     DeleteExport,
     DownloadExport,
+    PauseExport,
+    ResumeExport,
+    CancelExport,
+    RetryExport,
     Health,
 }
 
 impl Route {
-    pub const ALL: [Route; 6] =
-        [Route::CreateExport, Route::ListExports, Route::GetExport, Route::DeleteExport, Route::DownloadExport, Route::Health];
+    pub const ALL: [Route; 10] = [
+        Route::CreateExport,
+        Route::ListExports,
+        Route::GetExport,
+        Route::DeleteExport,
+        Route::DownloadExport,
+        Route::PauseExport,
+        Route::ResumeExport,
+        Route::CancelExport,
+        Route::RetryExport,
+        Route::Health,
+    ];
 
     /// The function's name: binary `api_<name>`, handler, log field.
     pub fn name(self) -> &'static str {
@@ -43,6 +58,10 @@ impl Route {
             Route::GetExport => "get_export",
             Route::DeleteExport => "delete_export",
             Route::DownloadExport => "download_export",
+            Route::PauseExport => "pause_export",
+            Route::ResumeExport => "resume_export",
+            Route::CancelExport => "cancel_export",
+            Route::RetryExport => "retry_export",
             Route::Health => "health",
         }
     }
@@ -54,6 +73,10 @@ impl Route {
             Route::GetExport => (Method::GET, "/v1/exports/{id}"),
             Route::DeleteExport => (Method::DELETE, "/v1/exports/{id}"),
             Route::DownloadExport => (Method::GET, "/v1/exports/{id}/download"),
+            Route::PauseExport => (Method::POST, "/v1/exports/{id}/pause"),
+            Route::ResumeExport => (Method::POST, "/v1/exports/{id}/resume"),
+            Route::CancelExport => (Method::POST, "/v1/exports/{id}/cancel"),
+            Route::RetryExport => (Method::POST, "/v1/exports/{id}/retry"),
             Route::Health => (Method::GET, "/v1/health"),
         }
     }
@@ -68,6 +91,10 @@ impl Route {
             Route::GetExport => exports::get(svc, &req).await,
             Route::DeleteExport => exports::delete(svc, &req, &request_id).await,
             Route::DownloadExport => download::download(svc, &req, &request_id).await,
+            Route::PauseExport => control::control(svc, &req, &request_id, control::Action::Pause).await,
+            Route::ResumeExport => control::control(svc, &req, &request_id, control::Action::Resume).await,
+            Route::CancelExport => control::control(svc, &req, &request_id, control::Action::Cancel).await,
+            Route::RetryExport => control::control(svc, &req, &request_id, control::Action::Retry).await,
             Route::Health => health::health(svc).await,
         };
         let mut resp = result.unwrap_or_else(|p| p.into_response(&instance, &request_id));

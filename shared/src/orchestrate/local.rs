@@ -52,12 +52,18 @@ pub struct StageTasks {
     ctx: StageContext,
     slots: Arc<Semaphore>,
     calls: [AtomicU64; 7],
+    parts_written: AtomicU64,
 }
 
 impl StageTasks {
     pub fn new(ctx: StageContext) -> Self {
         let slots = Arc::new(Semaphore::new(ctx.settings.max_concurrency.max(1)));
-        Self { ctx, slots, calls: Default::default() }
+        Self { ctx, slots, calls: Default::default(), parts_written: AtomicU64::new(0) }
+    }
+
+    /// How many chunk parts this host wrote (a chunk found already done is not counted).
+    pub fn parts_written(&self) -> u64 {
+        self.parts_written.load(Ordering::Relaxed)
     }
 
     /// How many times a stage was invoked by this host (retries included).
@@ -101,7 +107,13 @@ impl TaskHandler for StageTasks {
         })
         .await;
         match joined {
-            Ok(r) => r.map_err(failure),
+            Ok(Ok(out)) => {
+                if stage == Stage::ExtractChunk && out.get("already_done") == Some(&Value::Bool(false)) {
+                    self.parts_written.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(out)
+            }
+            Ok(Err(e)) => Err(failure(e)),
             Err(e) => Err(failure(StageError::from(e))),
         }
     }

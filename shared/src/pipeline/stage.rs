@@ -76,3 +76,11 @@ fn parse<T: DeserializeOwned>(stage: Stage, input: Value) -> Result<T, StageErro
 fn out<T: Serialize>(v: T) -> Result<Value, StageError> {
     serde_json::to_value(v).map_err(|e| StageError::internal(e.to_string()))
 }
+
+/// On Lambda a stage's error name is the runtime's `errorType`: what the state machine's
+/// `Retry` and `Catch` match on.
+impl From<StageError> for lambda_http::lambda_runtime::Diagnostic {
+    fn from(e: StageError) -> Self {
+        Self { error_type: e.name.as_str().to_string(), error_message: e.message }
+    }
+}

@@ -1,0 +1,8 @@
+//! Lambda: the `encrypt` pipeline stage, a Task of `statemachines/export.asl.json`.
+
+use egress::pipeline::Stage;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    egress::lambda::run_stage(Stage::Encrypt).await
+}
