@@ -3,12 +3,14 @@
 
     (egress bench ...; peers.py ...) | compare.py
 
-Every input line that is a JSON object with a "tool" is a result: egress's has "tool": "egress".
+Every input line that is a JSON object with a "tool" is a result: egress's has "tool": "egress"
+(through the export state machine) or "egress-direct" (the stage functions called straight).
 Other lines are ignored. Results are grouped by format and compression; in each group a
 table shows every tool, then:
   speed   egress rows/s divided by the fastest peer's rows/s (above 1: egress is faster), each
           over the export call alone (a peer's `tool_seconds`: no interpreter start-up);
-  memory  egress peak RSS divided by each peer's (below 1: egress uses less).
+  memory  egress peak RSS divided by each peer's (below 1: egress uses less);
+  and, when both egress lines are there, the state machine's time over the direct calls'.
 When a tool appears several times in a group, its fastest line is the one compared.
 Always exits 0.
 """
@@ -60,6 +62,10 @@ def main() -> int:
             if "error" not in r and (r["tool"] not in best or speed(r) > speed(best[r["tool"]])):
                 best[r["tool"]] = r
         egress = best.pop("egress", None)
+        direct = best.pop("egress-direct", None)
+        if egress is not None and direct is not None and speed(direct) > 0:
+            print(f"  state machine / direct stage calls = {seconds(egress) / seconds(direct):.3f}x time"
+                  f"  (peak RSS {egress.get('peak_rss_mb') or 0:.0f} MB vs {direct.get('peak_rss_mb') or 0:.0f} MB)")
         if egress is None:
             print("  (no egress result for this format)")
             continue

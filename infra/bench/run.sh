@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One command for the benchmark: egress and the best peers (DuckDB, DuckDB single-threaded,
-# Polars) export the same synthetic Parquet dataset in the same run; prints a table and ratios.
+# One command for the benchmark: egress (through the export state machine, and by direct stage
+# calls) and the best peers (DuckDB, DuckDB single-threaded, Polars) export the same synthetic
+# Parquet dataset in the same run; prints a table and ratios.
 #
 #   infra/bench/run.sh [--format csv|jsonl|parquet] [--rows N] [--compression none|gzip] [--rounds N]
 #
@@ -33,6 +34,7 @@ mkdir -p "$data/bench/out"
 "$bin" --data-dir "$data" bench --format "$format" --rows "$rows" --prepare-only
 for ((round = 1; round <= rounds; round++)); do
   "$bin" --data-dir "$data" bench --format "$format" --rows "$rows" --compression "$compression" --json
+  "$bin" --data-dir "$data" bench --format "$format" --rows "$rows" --compression "$compression" --json --driver direct
   if [[ "$compression" == none ]]; then
     "$py" infra/bench/peers.py --source "$data/bench/transactions-$rows/*.parquet" --format "$format" --out-dir "$data/bench/out"
   fi

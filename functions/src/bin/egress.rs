@@ -58,6 +58,10 @@ enum Command {
         /// Only make the dataset (if missing) and stop.
         #[arg(long)]
         prepare_only: bool,
+        /// `state-machine` (the API and the export state machine, as served) or `direct` (the
+        /// stage functions called in order, to measure what the state machine costs).
+        #[arg(long, default_value = "state-machine", value_parser = ["state-machine", "direct"])]
+        driver: String,
     },
     /// Manage API keys.
     Keys {
@@ -125,19 +129,21 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Bench { format, rows, compression, json, prepare_only } => {
+        Command::Bench { format, rows, compression, json, prepare_only, driver } => {
             egress::telemetry::init_text();
             if *prepare_only {
                 let dir = bench::dataset(&cli.data_dir, *rows)?;
                 eprintln!("bench dataset: {}", dir.display());
                 return Ok(());
             }
-            let r = bench::run(&cli.data_dir, format, compression, *rows).await?;
+            let driver = if driver == "direct" { bench::Driver::Direct } else { bench::Driver::StateMachine };
+            let r = bench::run(&cli.data_dir, format, compression, *rows, driver).await?;
             if *json {
                 println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
             } else {
                 println!(
-                    "egress {} {}: {} rows, {:.1} MB in {:.2} s = {:.0} rows/s, {:.1} MB/s, peak RSS {:.0} MB",
+                    "{} {} {}: {} rows, {:.1} MB in {:.2} s = {:.0} rows/s, {:.1} MB/s, peak RSS {:.0} MB",
+                    r.tool,
                     r.format,
                     r.compression,
                     r.rows,

@@ -1,6 +1,11 @@
-//! `egress bench`: export the synthetic dataset through the whole service (API route, plan,
-//! parallel chunks, encode) and report rows/s, MB/s and peak RSS. `infra/bench/run.sh` runs
-//! DuckDB and Polars on the same files in the same run and prints the ratios.
+//! `egress bench`: export the synthetic dataset through the whole service (API route, the
+//! export state machine in the local runner, parallel chunks, encode) and report rows/s, MB/s
+//! and peak RSS. `infra/bench/run.sh` runs DuckDB and Polars on the same files in the same run
+//! and prints the ratios.
+//!
+//! `--driver direct` calls the stage functions straight instead (plan; encode beside the chunks;
+//! encrypt, deliver, record_receipt), without the state machine: the measure of what the runner
+//! costs.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -59,7 +64,16 @@ pub fn dataset(data_dir: &Path, rows: u64) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-pub async fn run(data_dir: &Path, format: &str, compression: &str, rows: u64) -> Result<BenchResult, String> {
+/// How the export is driven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// Through the API and `statemachines/export.asl.json` (what `egress serve` does).
+    StateMachine,
+    /// The stage functions called in order from Rust.
+    Direct,
+}
+
+pub async fn run(data_dir: &Path, format: &str, compression: &str, rows: u64, driver: Driver) -> Result<BenchResult, String> {
     let source = dataset(data_dir, rows)?;
     let source = std::fs::canonicalize(&source).map_err(|e| format!("{}: {e}", source.display()))?;
     let host_dir = data_dir.join("bench").join("host");
@@ -76,7 +90,10 @@ pub async fn run(data_dir: &Path, format: &str, compression: &str, rows: u64) ->
     });
     reset_peak_rss();
     let started = Instant::now();
-    let export = run_export(&client, &spec, "bench", true).await?;
+    let export = match driver {
+        Driver::StateMachine => run_export(&client, &spec, "bench", true).await?,
+        Driver::Direct => direct(&host, &spec).await?,
+    };
     let seconds = started.elapsed().as_secs_f64();
     let peak = peak_rss_mb();
     let file = &export["result"]["files"][0];
@@ -86,7 +103,10 @@ pub async fn run(data_dir: &Path, format: &str, compression: &str, rows: u64) ->
     drop(host);
     let _ = std::fs::remove_dir_all(&host_dir);
     Ok(BenchResult {
-        tool: "egress",
+        tool: match driver {
+            Driver::StateMachine => "egress",
+            Driver::Direct => "egress-direct",
+        },
         format: format.to_string(),
         compression: compression.to_string(),
         rows: out_rows,
@@ -97,4 +117,56 @@ pub async fn run(data_dir: &Path, format: &str, compression: &str, rows: u64) ->
         peak_rss_mb: peak,
         source: format!("{}/*.parquet", source.display()),
     })
+}
+
+/// Run one export by calling the stage functions in order, encode beside the chunks.
+async fn direct(host: &LocalHost, spec: &serde_json::Value) -> Result<serde_json::Value, String> {
+    use futures::StreamExt;
+
+    use crate::model::{Export, ExportSpec};
+    use crate::pipeline::{ExportRef, deliver, encode, encrypt, extract_chunk, plan, record_receipt};
+    use crate::store::ExportStore;
+
+    let spec = ExportSpec::from_json(spec).map_err(|e| e.to_string())?;
+    let export = Export::new(crate::model::ids::export_id(), "bench".into(), "bench".into(), spec, chrono::Utc::now());
+    host.store.create_export(&export).await.map_err(|e| e.to_string())?;
+    let ctx = host.services.stage_context();
+    let r = ExportRef { tenant: export.tenant.clone(), export_id: export.id.clone() };
+    let e = |e: crate::pipeline::StageError| e.to_string();
+    let planned = plan::plan(&ctx, r.clone()).await.map_err(e)?;
+    let encoding = {
+        let (ctx, r) = (ctx.clone(), r.clone());
+        tokio::spawn(async move { encode::encode(&ctx, r).await })
+    };
+    let results: Vec<_> = futures::stream::iter(0..planned.chunks_total)
+        .map(|index| {
+            let ctx = ctx.clone();
+            let item = plan::ChunkItem { tenant: r.tenant.clone(), export_id: r.export_id.clone(), index };
+            tokio::spawn(async move { extract_chunk::extract_chunk(&ctx, item).await })
+        })
+        .buffer_unordered(planned.max_concurrency as usize)
+        .collect()
+        .await;
+    for res in results {
+        res.map_err(|j| j.to_string())?.map_err(e)?;
+    }
+    let encoded = encoding.await.map_err(|j| j.to_string())?.map_err(e)?;
+    let files =
+        encrypt::encrypt(&ctx, encrypt::EncryptInput { tenant: r.tenant.clone(), export_id: r.export_id.clone(), files: encoded.files })
+            .await
+            .map_err(e)?
+            .files;
+    let input = deliver::DeliverInput {
+        tenant: r.tenant.clone(),
+        export_id: r.export_id.clone(),
+        index: 0,
+        destination: json!({"type": "download"}),
+        files: files.clone(),
+    };
+    let delivery = deliver::deliver(&ctx, input).await.map_err(e)?;
+    let input =
+        record_receipt::RecordReceiptInput { tenant: r.tenant.clone(), export_id: r.export_id.clone(), files, deliveries: vec![delivery] };
+    record_receipt::record_receipt(&ctx, input).await.map_err(e)?;
+    let done = host.store.get_export(&r.tenant, &r.export_id).await.map_err(|e| e.to_string())?.ok_or("the export is gone")?;
+    Ok(done.to_api_json())
 }
