@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs the independent readers (a Python venv
-# with DuckDB), then formatting, lints, the dependency guard, unit tests and end-to-end tests.
+# with DuckDB) and moto server (the AWS emulator), then formatting, lints, the dependency guard,
+# the static checks of the AWS templates, unit tests and end-to-end tests.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 bash infra/testbed/python.sh
 export EGRESS_TEST_PYTHON="${EGRESS_VENV:-$root/.venv}/bin/python"
+EGRESS_MOTO_PYTHON="$(bash infra/testbed/moto.sh)"
+export EGRESS_MOTO_PYTHON
 
 echo "== cargo fmt (${SECONDS}s)"
 cargo fmt --all -- --check
