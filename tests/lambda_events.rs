@@ -2,20 +2,20 @@
 //! lambda_http path (event JSON -> LambdaRequest -> Adapter -> LambdaResponse JSON), as the
 //! Lambda runtime would.
 
+#[path = "support/sample_events.rs"]
+mod sample_events;
+
 use std::convert::Infallible;
 
 use egress::api::Route;
 use egress::local::{LocalHost, LocalOptions};
-use egress::model::{Export, ExportSpec, Permission};
-use egress::store::{ApiKeyStore, ExportStore};
+use egress::model::{Export, ExportSpec};
+use egress::store::ExportStore;
 use lambda_http::request::LambdaRequest;
 use lambda_http::tower::Service;
 use lambda_http::{Adapter, Context, LambdaEvent, Request, service_fn};
+use sample_events::{EXPORT_ID, KEY_ID};
 use serde_json::{Value, json};
-
-const KEY_ID: &str = "0123456789abcdef";
-const SECRET: &str = "sample-secret-of-the-sample-events";
-const EXPORT_ID: &str = "exp_0192f0c0a0b07c3d8e9f00112233aabb";
 
 async fn call(host: &LocalHost, route: Route) -> Value {
     let path = format!("{}/../events/api_{}.json", env!("CARGO_MANIFEST_DIR"), route.name());
@@ -49,18 +49,7 @@ async fn every_route_answers_its_sample_event() {
         dataset_roots: vec![],
     })
     .unwrap();
-    host.store
-        .put_api_key(&egress::model::ApiKeyRecord {
-            key_id: KEY_ID.into(),
-            tenant: "acme".into(),
-            permissions: [Permission::Admin].into(),
-            secret_sha256: egress::auth::secret_hash(SECRET),
-            created_at: chrono::Utc::now(),
-            revoked: false,
-            description: "sample events".into(),
-        })
-        .await
-        .unwrap();
+    sample_events::store_key(&host).await;
     // The export the get, download and delete events name.
     let spec = ExportSpec::from_json(&json!({"source": {"type": "inline", "rows": [{"a": 1}]}, "format": "csv"})).unwrap();
     host.store.create_export(&Export::new(EXPORT_ID.into(), "acme".into(), KEY_ID.into(), spec, chrono::Utc::now())).await.unwrap();

@@ -5,18 +5,17 @@
 
 #[path = "support/runtime_api.rs"]
 mod runtime_api;
+#[path = "support/sample_events.rs"]
+mod sample_events;
 
 use std::path::Path;
 
 use egress::local::{LocalHost, LocalOptions};
-use egress::model::{ApiKeyRecord, Export, ExportSpec, Permission};
-use egress::store::{ApiKeyStore, ExportStore};
+use egress::model::{Export, ExportSpec};
+use egress::store::ExportStore;
 use runtime_api::Function;
+use sample_events::{EXPORT_ID, KEY_ID};
 use serde_json::{Value, json};
-
-const KEY_ID: &str = "0123456789abcdef";
-const SECRET: &str = "sample-secret-of-the-sample-events";
-const EXPORT_ID: &str = "exp_0192f0c0a0b07c3d8e9f00112233aabb";
 
 fn event(name: &str) -> Value {
     let path = format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
@@ -33,18 +32,7 @@ async fn host(data: &Path) -> LocalHost {
     let host =
         LocalHost::open(LocalOptions { data_dir: data.into(), public_url: "https://files.example.test".into(), dataset_roots: vec![] })
             .unwrap();
-    host.store
-        .put_api_key(&ApiKeyRecord {
-            key_id: KEY_ID.into(),
-            tenant: "acme".into(),
-            permissions: [Permission::Admin].into(),
-            secret_sha256: egress::auth::secret_hash(SECRET),
-            created_at: chrono::Utc::now(),
-            revoked: false,
-            description: "sample events".into(),
-        })
-        .await
-        .unwrap();
+    sample_events::store_key(&host).await;
     host
 }
 

@@ -6,15 +6,12 @@ use std::time::{Duration, Instant};
 
 use egress::local::client::Client;
 use egress::local::{LocalHost, LocalOptions};
-use egress::model::{ApiKeyRecord, Export, ExportSpec, ExportStatus, Permission};
+use egress::model::{Export, ExportSpec, ExportStatus};
 use egress::orchestrate::Orchestrator;
 use egress::pipeline::record_failure::{FailureInfo, RecordFailureInput, record_failure};
-use egress::store::{ApiKeyStore, ExportStore};
+use egress::store::ExportStore;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-
-const SECRET: &str = "run-control-secret";
-const KEY_ID: &str = "00000000000000aa";
 
 fn open(dir: &std::path::Path, roots: &std::path::Path) -> LocalHost {
     LocalHost::open_with(
@@ -28,19 +25,7 @@ fn open(dir: &std::path::Path, roots: &std::path::Path) -> LocalHost {
 }
 
 async fn client(host: &LocalHost) -> Client<'_> {
-    host.store
-        .put_api_key(&ApiKeyRecord {
-            key_id: KEY_ID.into(),
-            tenant: "acme".into(),
-            permissions: [Permission::Admin].into(),
-            secret_sha256: egress::auth::secret_hash(SECRET),
-            created_at: chrono::Utc::now(),
-            revoked: false,
-            description: "run control".into(),
-        })
-        .await
-        .unwrap();
-    Client { services: &host.services, token: format!("egk_{KEY_ID}_{SECRET}") }
+    Client { services: &host.services, token: egress::local::demo::admin_key(host, "acme").await.unwrap() }
 }
 
 fn dataset(dir: &std::path::Path, rows: u64) -> (std::path::PathBuf, Value) {
