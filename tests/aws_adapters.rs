@@ -148,6 +148,21 @@ async fn dynamodb_listing_fills_filtered_pages_and_keeps_cursors_to_their_tenant
         .unwrap();
         assert!(!store.list_active_exports().await.unwrap().iter().any(|(_, id)| id == &other.id));
 
+        // The largest inline source fits in an item (compressed), and round trips.
+        let rows: Vec<serde_json::Value> = (0..egress::model::spec::MAX_INLINE_ROWS)
+            .map(|i| serde_json::json!({"id": i, "name": format!("customer {i}"), "amount": i as f64 * 1.25, "country": "DE"}))
+            .collect();
+        let spec = ExportSpec::from_json(&serde_json::json!({"source": {"type": "inline", "rows": rows}, "format": "csv"})).unwrap();
+        let big = Export::new(egress::model::ids::export_id(), "t-pages".into(), "key".into(), spec, Utc::now());
+        assert!(serde_json::to_string(&big).unwrap().len() > 400_000, "more than an item holds uncompressed");
+        store.create_export(&big).await.unwrap();
+        let mut read = store.get_export("t-pages", &big.id).await.unwrap().unwrap();
+        assert_eq!(read, big);
+        read.status = ExportStatus::Running;
+        let saved = store.put_export_if_version(&read).await.unwrap();
+        assert_eq!(store.get_export("t-pages", &big.id).await.unwrap().unwrap(), saved);
+        assert!(store.delete_export("t-pages", &big.id).await.unwrap());
+
         // Deleting an export deletes its chunk records.
         let c = ChunkRecord { index: 0, rows: 1, bytes: 1, part_key: "p".into() };
         store.record_chunk("t-other", &other.id, &c).await.unwrap();
@@ -314,6 +329,43 @@ async fn step_functions_start_once_per_run_and_stop() {
         let mut names: Vec<String> = list(client.clone(), sm.state_machine_arn.clone()).await.into_iter().map(|(n, _)| n).collect();
         names.sort();
         assert_eq!(names, [id.clone(), format!("{id}-run2")]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_wire_the_adapters_together() {
+    let moto = moto::Moto::start();
+    bounded(60, async {
+        let cfg = moto.config();
+        create_table(&aws_sdk_dynamodb::Client::new(&cfg), "egress").await.unwrap();
+        egress::aws::s3_client(&cfg, true).create_bucket().bucket("egress-data").send().await.unwrap();
+        let sfn = aws_sdk_sfn::Client::new(&cfg);
+        let sm = sfn
+            .create_state_machine()
+            .name("egress-export")
+            .definition(r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#)
+            .role_arn("arn:aws:iam::123456789012:role/egress-export")
+            .send()
+            .await
+            .unwrap();
+        let vars = [
+            ("EGRESS_TABLE", "egress".to_string()),
+            ("EGRESS_BUCKET", "egress-data".to_string()),
+            ("EGRESS_STATE_MACHINE_ARN", sm.state_machine_arn.clone()),
+            ("EGRESS_S3_FORCE_PATH_STYLE", "1".to_string()),
+        ];
+        let aws = egress::aws::AwsSettings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+        let services = egress::aws::services(&aws, &cfg).unwrap();
+        let e = export("t-wired", "csv", 0);
+        services.store.create_export(&e).await.unwrap();
+        assert_eq!(services.store.get_export("t-wired", &e.id).await.unwrap().unwrap().id, e.id);
+        services.blobs.put_bytes("tenants/t-wired/x", Bytes::from_static(b"x")).await.unwrap();
+        assert_eq!(services.blobs.head("tenants/t-wired/x").await.unwrap(), Some(1));
+        services.orchestrator.start("t-wired", &e.id, 1).await.unwrap();
+        let runs = sfn.list_executions().state_machine_arn(&sm.state_machine_arn).send().await.unwrap();
+        assert_eq!(runs.executions.len(), 1);
+        assert!(services.settings.work_dir.is_dir());
     })
     .await;
 }

@@ -9,7 +9,7 @@
 //!
 //! | item         | `pk`              | `sk`                              | other attributes |
 //! |--------------|-------------------|-----------------------------------|------------------|
-//! | export       | `T#<tenant>`      | `EXPORT#<id>`                     | `doc` (the export as JSON), `version`, `tenant`, `id`, `status`, `format`, `created_us`, gsi keys |
+//! | export       | `T#<tenant>`      | `EXPORT#<id>`                     | `doc` (the export as JSON; above 32 KB zlib-compressed in `docz` instead), `version`, `tenant`, `id`, `status`, `format`, `created_us`, gsi keys |
 //! | chunk record | `T#<tenant>`      | `EXPORT#<id>#CHUNK#<index:06>`    | `doc`, `index` |
 //! | idempotency  | `T#<tenant>`      | `IDEM#<key>`                      | `request_hash`, `state` (`in_flight`/`done`), `response`, `created_us`, `ttl` |
 //! | audit event  | `T#<tenant>`      | `AUDIT#<seq:020>`                 | `doc` |
@@ -35,6 +35,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, WriteRequest,
@@ -42,7 +43,7 @@ use aws_sdk_dynamodb::types::{
 use base64::Engine;
 use chrono::{DateTime, Utc};
 
-use super::sdk_message;
+use super::{sdk_error, sdk_message};
 use crate::audit::AuditEvent;
 use crate::model::{ApiKeyRecord, ChunkRecord, Export, ExportStatus, Progress, Step};
 use crate::store::{
@@ -67,7 +68,11 @@ fn backend(msg: impl Into<String>) -> StoreError {
     StoreError::Backend(msg.into())
 }
 
-fn sdk<E: std::error::Error>(e: E) -> StoreError {
+fn sdk<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> StoreError {
+    StoreError::Backend(sdk_error(&e))
+}
+
+fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::Backend(sdk_message(&e))
 }
 
@@ -147,7 +152,12 @@ fn key(pk: String, sk: String) -> Item {
 fn export_item(e: &Export) -> Result<Item, StoreError> {
     let created = micros(e.created_at);
     let mut item = key(tenant_pk(&e.tenant), export_sk(&e.id));
-    item.insert("doc".into(), s(to_doc(e)?));
+    let doc = to_doc(e)?;
+    if doc.len() <= COMPRESS_ABOVE {
+        item.insert("doc".into(), s(doc));
+    } else {
+        item.insert("docz".into(), AttributeValue::B(Blob::new(compress(doc.as_bytes())?)));
+    }
     item.insert("version".into(), n(e.version));
     item.insert("tenant".into(), s(&e.tenant));
     item.insert("id".into(), s(&e.id));
@@ -163,9 +173,23 @@ fn export_item(e: &Export) -> Result<Item, StoreError> {
     Ok(item)
 }
 
+/// Export documents longer than this (an inline source's rows) are stored zlib-compressed in
+/// the binary attribute `docz`: a DynamoDB item holds at most 400 KB.
+const COMPRESS_ABOVE: usize = 32 * 1024;
+
+fn compress(data: &[u8]) -> Result<Vec<u8>, StoreError> {
+    use std::io::Write;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(data).and_then(|()| z.finish()).map_err(|e| backend(e.to_string()))
+}
+
 /// The export of an item; the `version` attribute is the truth.
 fn export_of(item: &Item) -> Result<Export, StoreError> {
-    let mut e: Export = from_doc(item)?;
+    let mut e: Export = match item.get("docz") {
+        Some(AttributeValue::B(z)) => serde_json::from_reader(flate2::read::ZlibDecoder::new(z.as_ref()))
+            .map_err(|e| backend(format!("stored compressed document does not parse: {e}")))?,
+        _ => from_doc(item)?,
+    };
     e.version = get_n(item, "version")?;
     Ok(e)
 }
@@ -290,22 +314,22 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
     let gsi = |name: &str| -> Result<GlobalSecondaryIndex, StoreError> {
         GlobalSecondaryIndex::builder()
             .index_name(name)
-            .key_schema(key(&format!("{name}pk"), KeyType::Hash).map_err(sdk)?)
-            .key_schema(key(&format!("{name}sk"), KeyType::Range).map_err(sdk)?)
+            .key_schema(key(&format!("{name}pk"), KeyType::Hash).map_err(build_err)?)
+            .key_schema(key(&format!("{name}sk"), KeyType::Range).map_err(build_err)?)
             .projection(Projection::builder().projection_type(ProjectionType::All).build())
             .build()
-            .map_err(sdk)
+            .map_err(build_err)
     };
     let mut create = client
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("pk", KeyType::Hash).map_err(sdk)?)
-        .key_schema(key("sk", KeyType::Range).map_err(sdk)?)
+        .key_schema(key("pk", KeyType::Hash).map_err(build_err)?)
+        .key_schema(key("sk", KeyType::Range).map_err(build_err)?)
         .global_secondary_indexes(gsi(GSI1)?)
         .global_secondary_indexes(gsi(GSI2)?);
     for a in ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"] {
-        create = create.attribute_definitions(attr(a).map_err(sdk)?);
+        create = create.attribute_definitions(attr(a).map_err(build_err)?);
     }
     create.send().await.map_err(sdk)?;
     for _ in 0..600 {
@@ -319,7 +343,7 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
     client
         .update_time_to_live()
         .table_name(name)
-        .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name("ttl").enabled(true).build().map_err(sdk)?)
+        .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name("ttl").enabled(true).build().map_err(build_err)?)
         .send()
         .await
         .map_err(sdk)?;
@@ -495,14 +519,14 @@ impl ExportStore for DynamoStore {
                 .set_item(Some(chunk_item.clone()))
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
-                .map_err(sdk)?;
+                .map_err(build_err)?;
             let put_export = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(export_item(&export)?))
                 .condition_expression("version = :expected")
                 .expression_attribute_values(":expected", n(expected))
                 .build()
-                .map_err(sdk)?;
+                .map_err(build_err)?;
             let r = self
                 .client
                 .transact_write_items()

@@ -7,7 +7,7 @@ use aws_sdk_kms::operation::decrypt::DecryptError;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
 
-use super::sdk_message;
+use super::sdk_error;
 use crate::kms::{DataKey, EncryptionContext, KeyError, KeyService};
 
 pub struct KmsKeyService {
@@ -22,8 +22,10 @@ impl KmsKeyService {
     }
 }
 
-fn backend<E: std::error::Error>(e: E) -> KeyError {
-    KeyError::Backend(sdk_message(&e))
+fn backend<E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    e: aws_sdk_kms::error::SdkError<E, R>,
+) -> KeyError {
+    KeyError::Backend(sdk_error(&e))
 }
 
 fn key_of(plaintext: Option<Blob>) -> Option<[u8; 32]> {

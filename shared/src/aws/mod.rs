@@ -70,20 +70,25 @@ pub fn s3_client(config: &aws_config::SdkConfig, force_path_style: bool) -> aws_
 
 /// Build the AWS adapters from the environment: credentials and region the SDK's usual way
 /// (the Lambda environment), `AWS_ENDPOINT_URL` honoured, and the resources named by
-/// [`AwsSettings`]. The work directory is `/tmp/egress-work` (created).
+/// [`AwsSettings`].
 pub async fn services_from_env() -> Result<Arc<Services>, String> {
     let aws = AwsSettings::from_env()?;
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(url) = &aws.endpoint_url {
         loader = loader.endpoint_url(url);
     }
-    let config = loader.load().await;
-    let store = dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), aws.table.clone());
+    services(&aws, &loader.load().await)
+}
+
+/// The adapters for `aws` with the SDK configuration `config`, and default [`Settings`] with
+/// the work directory `/tmp/egress-work` (created).
+pub fn services(aws: &AwsSettings, config: &aws_config::SdkConfig) -> Result<Arc<Services>, String> {
+    let store = dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(config), aws.table.clone());
     let work_dir = std::path::PathBuf::from("/tmp/egress-work");
     std::fs::create_dir_all(&work_dir).map_err(|e| format!("{}: {e}", work_dir.display()))?;
-    let blobs = s3::S3BlobStore::new(s3_client(&config, aws.s3_force_path_style), aws.bucket.clone(), aws.kms_key_id.clone())
+    let blobs = s3::S3BlobStore::new(s3_client(config, aws.s3_force_path_style), aws.bucket.clone(), aws.kms_key_id.clone())
         .with_temp_dir(work_dir.clone());
-    let orchestrator = sfn::StepFunctionsOrchestrator::new(aws_sdk_sfn::Client::new(&config), aws.state_machine_arn.clone())?;
+    let orchestrator = sfn::StepFunctionsOrchestrator::new(aws_sdk_sfn::Client::new(config), aws.state_machine_arn.clone())?;
     Ok(Arc::new(Services {
         store: Arc::new(store),
         blobs: Arc::new(blobs),
@@ -93,7 +98,26 @@ pub async fn services_from_env() -> Result<Arc<Services>, String> {
     }))
 }
 
-/// An SDK error as one line with its causes (the service's code and message), for logs and
+/// An SDK call's error as one line: the service's error code and message when the service
+/// answered, else the error and its causes (timeouts, connection errors). Never contains
+/// credentials: the SDK does not put them in errors.
+pub(crate) fn sdk_error<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if let aws_sdk_dynamodb::error::SdkError::ServiceError(se) = e
+        && let Some(code) = se.err().code()
+    {
+        return match se.err().message() {
+            Some(m) => format!("{code}: {m}"),
+            None => code.to_string(),
+        };
+    }
+    sdk_message(e)
+}
+
+/// An error as one line with its causes (the service's code and message), for logs and
 /// `Backend` errors. Never contains credentials: the SDK does not put them in errors.
 pub(crate) fn sdk_message<E: std::error::Error>(e: &E) -> String {
     let mut msg = e.to_string();

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::sdk_message;
+use super::{sdk_error, sdk_message};
 use crate::blob::{BlobError, BlobStore, LocalFile, ObjectMeta, is_safe_relative_key};
 
 /// Files larger than this are uploaded in parts.
@@ -36,7 +36,11 @@ pub struct S3BlobStore {
     temp_dir: PathBuf,
 }
 
-fn backend<E: std::error::Error>(e: E) -> BlobError {
+fn backend<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> BlobError {
+    BlobError::Backend(sdk_error(&e))
+}
+
+fn other<E: std::error::Error>(e: E) -> BlobError {
     BlobError::Backend(sdk_message(&e))
 }
 
@@ -131,7 +135,7 @@ impl S3BlobStore {
             Err(e) => {
                 let abort = self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(&upload_id).send().await;
                 if let Err(a) = abort {
-                    tracing::warn!(key, error = %sdk_message(&a), "could not abort a failed multipart upload");
+                    tracing::warn!(key, error = %sdk_error(&a), "could not abort a failed multipart upload");
                 }
                 Err(e)
             }
@@ -310,8 +314,8 @@ impl BlobStore for S3BlobStore {
         let objects = self.list(prefix).await?;
         for batch in objects.chunks(DELETE_BATCH) {
             let ids =
-                batch.iter().map(|o| ObjectIdentifier::builder().key(&o.key).build().map_err(backend)).collect::<Result<Vec<_>, _>>()?;
-            let delete = Delete::builder().set_objects(Some(ids)).quiet(true).build().map_err(backend)?;
+                batch.iter().map(|o| ObjectIdentifier::builder().key(&o.key).build().map_err(other)).collect::<Result<Vec<_>, _>>()?;
+            let delete = Delete::builder().set_objects(Some(ids)).quiet(true).build().map_err(other)?;
             let out = self.client.delete_objects().bucket(&self.bucket).delete(delete).send().await.map_err(backend)?;
             if let Some(err) = out.errors.unwrap_or_default().into_iter().next() {
                 return Err(BlobError::Backend(format!(
@@ -327,7 +331,7 @@ impl BlobStore for S3BlobStore {
 
     async fn presign_get(&self, key: &str, filename: &str, content_type: &str, expires_in: Duration) -> Result<String, BlobError> {
         check_key(key)?;
-        let config = PresigningConfig::expires_in(expires_in).map_err(backend)?;
+        let config = PresigningConfig::expires_in(expires_in).map_err(other)?;
         let req = self
             .client
             .get_object()

@@ -8,7 +8,7 @@ use aws_sdk_sfn::operation::start_execution::StartExecutionError;
 use aws_sdk_sfn::operation::stop_execution::StopExecutionError;
 use aws_sdk_sfn::types::ExecutionStatus;
 
-use super::sdk_message;
+use super::sdk_error;
 use crate::orchestrate::{OrchestrateError, Orchestrator, execution_name};
 
 pub struct StepFunctionsOrchestrator {
@@ -32,8 +32,10 @@ pub fn execution_arn_prefix(state_machine_arn: &str) -> Option<String> {
     }
 }
 
-fn backend<E: std::error::Error>(e: E) -> OrchestrateError {
-    OrchestrateError::Backend(sdk_message(&e))
+fn backend<E: aws_sdk_sfn::error::ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    e: aws_sdk_sfn::error::SdkError<E, R>,
+) -> OrchestrateError {
+    OrchestrateError::Backend(sdk_error(&e))
 }
 
 impl StepFunctionsOrchestrator {
