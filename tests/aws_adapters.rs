@@ -267,6 +267,51 @@ async fn s3_blob_store_conforms_with_sse_kms_multipart_and_presigned_urls() {
     .await;
 }
 
+/// Fails every UploadPart of part 2, as a network or service failure would.
+#[derive(Debug)]
+struct FailPartTwo;
+
+impl aws_sdk_s3::config::Intercept for FailPartTwo {
+    fn name(&self) -> &'static str {
+        "FailPartTwo"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_s3::config::RuntimeComponents,
+        _: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        if context.request().uri().contains("partNumber=2&") || context.request().uri().ends_with("partNumber=2") {
+            return Err("part 2 refused by the test".into());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_failed_multipart_upload_is_aborted_and_keeps_the_file() {
+    let moto = moto::Moto::start();
+    bounded(120, async {
+        let cfg = moto.config();
+        let s3 = egress::aws::s3_client(&cfg, true);
+        s3.create_bucket().bucket("egress-data").send().await.unwrap();
+        let failing = aws_sdk_s3::Client::from_conf(s3.config().to_builder().interceptor(FailPartTwo).build());
+        let store = S3BlobStore::new(failing, "egress-data", None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        std::fs::File::create(&path).unwrap().set_len(MULTIPART_THRESHOLD + 1).unwrap();
+        let r = store.put_file("t/big/failed", &path).await;
+        let err = r.expect_err("part 2 fails");
+        assert!(err.to_string().contains("part 2 refused"), "{err}");
+        assert!(path.exists(), "a file that was not stored is not consumed");
+        let uploads = s3.list_multipart_uploads().bucket("egress-data").send().await.unwrap();
+        assert!(uploads.uploads.unwrap_or_default().is_empty(), "the upload was aborted");
+        assert_eq!(store.head("t/big/failed").await.unwrap(), None);
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kms_data_keys_round_trip_only_under_their_context() {
     let moto = moto::Moto::start();
