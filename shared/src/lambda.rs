@@ -12,25 +12,27 @@ use crate::local::{LocalHost, LocalOptions};
 use crate::pipeline::{Stage, StageError};
 use crate::services::Services;
 
-/// Build the adapters named by the environment. `EGRESS_BACKEND=local` (the only backend until
-/// the AWS adapters land) uses `EGRESS_DATA_DIR`; `EGRESS_PUBLIC_URL` is the base of download
-/// links.
-pub fn services_from_env() -> Result<Arc<Services>, Error> {
+/// Build the adapters named by the environment. `EGRESS_BACKEND=aws` (what the SAM template
+/// sets) uses DynamoDB, S3, Step Functions and KMS as [`crate::aws::AwsSettings`] describes;
+/// `EGRESS_BACKEND=local` (the default) uses the data folder `EGRESS_DATA_DIR`, with
+/// `EGRESS_PUBLIC_URL` as the base of download links.
+pub async fn services_from_env() -> Result<Arc<Services>, Error> {
     match std::env::var("EGRESS_BACKEND").unwrap_or_else(|_| "local".into()).as_str() {
+        "aws" => Ok(crate::aws::services_from_env().await?),
         "local" => {
             let data_dir = std::env::var("EGRESS_DATA_DIR").unwrap_or_else(|_| "/tmp/egress".into());
             let public_url = std::env::var("EGRESS_PUBLIC_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
             let host = LocalHost::open(LocalOptions { data_dir: data_dir.into(), public_url, dataset_roots: Vec::new() })?;
             Ok(host.services.clone())
         }
-        other => Err(format!("EGRESS_BACKEND `{other}` is not known; use `local`").into()),
+        other => Err(format!("EGRESS_BACKEND `{other}` is not known; use `aws` or `local`").into()),
     }
 }
 
 /// Serve one API route as a Lambda function behind API Gateway.
 pub async fn run_route(route: Route) -> Result<(), Error> {
     crate::telemetry::init_json();
-    let services = services_from_env()?;
+    let services = services_from_env().await?;
     lambda_http::run(service_fn(move |req: Request| {
         let services = services.clone();
         async move { Ok::<_, std::convert::Infallible>(route.call(&services, req).await) }
@@ -42,7 +44,7 @@ pub async fn run_route(route: Route) -> Result<(), Error> {
 /// are the stage's JSON documents; a failure's `errorType` is the stage's error name.
 pub async fn run_stage(stage: Stage) -> Result<(), Error> {
     crate::telemetry::init_json();
-    let ctx = services_from_env()?.stage_context();
+    let ctx = services_from_env().await?.stage_context();
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let ctx = ctx.clone();
         let field = |k: &str| event.payload.get(k).and_then(Value::as_str).unwrap_or("").to_string();

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod aws;
 pub mod blob;
 pub mod config;
 pub mod format;
