@@ -15,6 +15,8 @@ echo "== cargo fmt (${SECONDS}s)"
 cargo fmt --all -- --check
 echo "== dependency guard (${SECONDS}s)"
 bash infra/checks/deps.sh
+echo "== static checks (${SECONDS}s)"
+bash infra/checks/static.sh
 echo "== cargo clippy (${SECONDS}s)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test (${SECONDS}s)"
