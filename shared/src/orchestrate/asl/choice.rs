@@ -142,37 +142,57 @@ impl Rule {
         Ok(Rule::Test { variable, op, operand })
     }
 
-    pub fn eval(&self, input: &Value, ctx: &Value) -> bool {
+    /// Evaluate the rule. A comparison whose variable (or `*Path` operand) is not in the input
+    /// is an error, as in Step Functions (`States.Runtime`): test with `IsPresent` first.
+    pub fn eval(&self, input: &Value, ctx: &Value) -> Result<bool, String> {
         match self {
-            Rule::And(rs) => rs.iter().all(|r| r.eval(input, ctx)),
-            Rule::Or(rs) => rs.iter().any(|r| r.eval(input, ctx)),
-            Rule::Not(r) => !r.eval(input, ctx),
+            Rule::And(rs) => {
+                for r in rs {
+                    if !r.eval(input, ctx)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            Rule::Or(rs) => {
+                for r in rs {
+                    if r.eval(input, ctx)? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+            Rule::Not(r) => Ok(!r.eval(input, ctx)?),
             Rule::Test { variable, op, operand } => {
                 let v = variable.get(input, ctx);
                 let expected = match operand {
                     Operand::Value(x) => Some(x),
-                    Operand::Path(p) => p.get(input, ctx),
+                    Operand::Path(p) => {
+                        Some(p.get(input, ctx).ok_or_else(|| format!("the choice operand `{}` is not in the input", p.as_str()))?)
+                    }
                 };
-                match op {
-                    Op::IsPresent => v.is_some() == (expected == Some(&Value::Bool(true))),
-                    Op::IsNull => v.is_some_and(Value::is_null) == (expected == Some(&Value::Bool(true))),
-                    Op::IsString => v.is_some_and(Value::is_string) == (expected == Some(&Value::Bool(true))),
-                    Op::IsNumeric => v.is_some_and(Value::is_number) == (expected == Some(&Value::Bool(true))),
-                    Op::IsBoolean => v.is_some_and(Value::is_boolean) == (expected == Some(&Value::Bool(true))),
-                    Op::IsTimestamp => v.and_then(Value::as_str).and_then(timestamp).is_some() == (expected == Some(&Value::Bool(true))),
-                    Op::StringMatches => match (v.and_then(Value::as_str), expected.and_then(Value::as_str)) {
+                let flag = expected == Some(&Value::Bool(true));
+                let compared = || v.ok_or_else(|| format!("the choice variable `{}` is not in the input", variable.as_str()));
+                Ok(match op {
+                    Op::IsPresent => v.is_some() == flag,
+                    Op::IsNull => v.is_some_and(Value::is_null) == flag,
+                    Op::IsString => v.is_some_and(Value::is_string) == flag,
+                    Op::IsNumeric => v.is_some_and(Value::is_number) == flag,
+                    Op::IsBoolean => v.is_some_and(Value::is_boolean) == flag,
+                    Op::IsTimestamp => v.and_then(Value::as_str).and_then(timestamp).is_some() == flag,
+                    Op::StringMatches => match (compared()?.as_str(), expected.and_then(Value::as_str)) {
                         (Some(s), Some(pat)) => wildcard(s, pat),
                         _ => false,
                     },
                     Op::Compare(kind, cmp) => {
-                        let (Some(a), Some(b)) = (v, expected) else { return false };
+                        let (a, Some(b)) = (compared()?, expected) else { return Ok(false) };
                         let ord = match kind {
                             Kind::String => a.as_str().zip(b.as_str()).map(|(a, b)| a.cmp(b)),
                             Kind::Numeric => a.as_f64().zip(b.as_f64()).and_then(|(a, b)| a.partial_cmp(&b)),
                             Kind::Boolean => a.as_bool().zip(b.as_bool()).map(|(a, b)| a.cmp(&b)),
                             Kind::Timestamp => a.as_str().and_then(timestamp).zip(b.as_str().and_then(timestamp)).map(|(a, b)| a.cmp(&b)),
                         };
-                        let Some(ord) = ord else { return false };
+                        let Some(ord) = ord else { return Ok(false) };
                         match cmp {
                             Cmp::Eq => ord.is_eq(),
                             Cmp::Lt => ord.is_lt(),
@@ -181,7 +201,7 @@ impl Rule {
                             Cmp::Ge => ord.is_ge(),
                         }
                     }
-                }
+                })
             }
         }
     }
@@ -239,7 +259,7 @@ mod tests {
     use serde_json::json;
 
     fn check(rule: Value, input: Value) -> bool {
-        Rule::parse(&rule, false).unwrap().eval(&input, &json!({}))
+        Rule::parse(&rule, false).unwrap().eval(&input, &json!({})).unwrap()
     }
 
     #[test]
@@ -255,8 +275,8 @@ mod tests {
             json!({"And": [{"Variable": "$.b", "BooleanEquals": true}, {"Or": [{"Variable": "$.n", "NumericEquals": 4}, {"Variable": "$.n", "IsNumeric": true}]}]}),
             input.clone()
         ));
-        // A comparison with a missing variable is false, not an error.
-        assert!(!check(json!({"Variable": "$.zz", "NumericEquals": 1}), input));
+        // A comparison with a missing variable is an error (States.Runtime), not false.
+        assert!(Rule::parse(&json!({"Variable": "$.zz", "NumericEquals": 1}), false).unwrap().eval(&input, &json!({})).is_err());
     }
 
     #[test]

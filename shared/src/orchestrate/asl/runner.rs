@@ -235,7 +235,14 @@ impl Runner {
                 self.finish(st, out, &ctx)
             }
             Kind::Choice { choices, default } => {
-                let next = choices.iter().find(|(rule, _)| rule.eval(&effective, &ctx)).map(|(_, n)| n.as_str()).or(default.as_deref());
+                let mut next = None;
+                for (rule, n) in choices {
+                    if rule.eval(&effective, &ctx).map_err(|e| Failure::runtime(format!("state `{}`: {e}", st.name)))? {
+                        next = Some(n.as_str());
+                        break;
+                    }
+                }
+                let next = next.or(default.as_deref());
                 let Some(next) = next else {
                     return Err(Failure::new(
                         "States.NoChoiceMatched",
@@ -411,26 +418,33 @@ impl Runner {
                     let input = match &spec.item_selector {
                         Some(t) => {
                             let ictx = self.context(exec, &st.name, 0, Some(&item));
-                            t.render(effective, &ictx).map_err(|e| Failure::runtime(format!("state `{}`: ItemSelector: {e}", st.name)))?
+                            match t.render(effective, &ictx) {
+                                Ok(v) => v,
+                                Err(e) => return (index, Err(Failure::runtime(format!("state `{}`: ItemSelector: {e}", st.name)))),
+                            }
                         }
                         None => item["Value"].clone(),
                     };
-                    self.run_machine(&spec.processor, input, exec, Some(item)).await
+                    (index, self.run_machine(&spec.processor, input, exec, Some(item)).await)
                 }
             })
-            .buffered(limit);
-        let mut results = Vec::with_capacity(total);
+            .buffer_unordered(limit);
+        // An iteration's slot is free as soon as it ends, whichever it is; results keep the
+        // items' order.
+        let mut results = vec![Value::Null; total];
         let mut failed = 0usize;
-        while let Some(r) = runs.next().await {
+        while let Some((index, r)) = runs.next().await {
             match r {
-                Ok(v) => results.push(v),
+                Ok(v) => results[index] = v,
                 Err(f) if !spec.distributed || f.error == "States.Runtime" => return Err(f),
                 Err(f) => {
                     failed += 1;
-                    results.push(json!({"Error": f.error, "Cause": f.cause}));
-                    let over_count = spec.tolerated_count.is_none_or(|c| failed as u64 > c);
-                    let over_pct = spec.tolerated_percent.is_none_or(|p| failed as f64 * 100.0 / total as f64 > p);
-                    if over_count && over_pct {
+                    results[index] = json!({"Error": f.error, "Cause": f.cause});
+                    // Over either threshold fails the Map; with neither, any failure does.
+                    let over_count = spec.tolerated_count.is_some_and(|c| failed as u64 > c);
+                    let over_pct = spec.tolerated_percent.is_some_and(|p| failed as f64 * 100.0 / total as f64 > p);
+                    let untolerant = spec.tolerated_count.is_none() && spec.tolerated_percent.is_none();
+                    if over_count || over_pct || untolerant {
                         return Err(Failure::new(
                             "States.ExceedToleratedFailureThreshold",
                             format!("{failed} of {total} items failed; the last with {}: {}", f.error, f.cause),

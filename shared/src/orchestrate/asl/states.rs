@@ -129,14 +129,13 @@ pub struct Catcher {
 }
 
 /// Does an error list (`ErrorEquals`) match this error name? `States.ALL` matches every error
-/// but `States.Runtime`, which is never retried or caught.
+/// but `States.Runtime`, which is never retried or caught; `States.TaskFailed` every error but
+/// `States.Timeout`.
 pub fn matches(errors: &[String], name: &str) -> bool {
     if name == "States.Runtime" {
         return false;
     }
-    errors
-        .iter()
-        .any(|e| e == name || e == "States.ALL" || (e == "States.TaskFailed" && !name.starts_with("States.") && name != "States.Timeout"))
+    errors.iter().any(|e| e == name || e == "States.ALL" || (e == "States.TaskFailed" && name != "States.Timeout"))
 }
 
 /// Load a definition: `${Name}` substitutions (as SAM's `DefinitionSubstitutions`) are
