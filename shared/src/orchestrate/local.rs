@@ -48,28 +48,86 @@ pub fn local_substitutions() -> HashMap<String, String> {
 
 /// Task states call the stage functions; the Distributed Map reads its items from the blob
 /// store. Chunk extraction takes a slot of the host (shared by every run).
+///
+/// Each invocation runs as a task of its own, as a Lambda invocation does. When a state stops
+/// waiting for one (a failed Map or Parallel drops its other iterations), the invocation still
+/// finishes on its own; the host counts such invocations per export, so that stopping a run
+/// waits for them too and nothing is written after a run is over.
 pub struct StageTasks {
     ctx: StageContext,
     slots: Arc<Semaphore>,
+    stats: Arc<Stats>,
+}
+
+#[derive(Default)]
+struct Stats {
     calls: [AtomicU64; 7],
     parts_written: AtomicU64,
+    /// Invocations still running, per `tenant/export id`.
+    running: Mutex<HashMap<String, usize>>,
+}
+
+/// Counts one running invocation of an export while it lives.
+struct Running {
+    stats: Arc<Stats>,
+    key: String,
+}
+
+impl Running {
+    fn new(stats: Arc<Stats>, key: String) -> Self {
+        *stats.running.lock().expect("running map").entry(key.clone()).or_default() += 1;
+        Self { stats, key }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut running = self.stats.running.lock().expect("running map");
+        if let Some(n) = running.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(&self.key);
+            }
+        }
+    }
 }
 
 impl StageTasks {
     pub fn new(ctx: StageContext) -> Self {
         let slots = Arc::new(Semaphore::new(ctx.settings.max_concurrency.max(1)));
-        Self { ctx, slots, calls: Default::default(), parts_written: AtomicU64::new(0) }
+        Self { ctx, slots, stats: Arc::default() }
     }
 
     /// How many chunk parts this host wrote (a chunk found already done is not counted).
     pub fn parts_written(&self) -> u64 {
-        self.parts_written.load(Ordering::Relaxed)
+        self.stats.parts_written.load(Ordering::Relaxed)
     }
 
     /// How many times a stage was invoked by this host (retries included).
     pub fn invocations(&self, stage: Stage) -> u64 {
-        self.calls[Stage::ALL.iter().position(|s| *s == stage).expect("a stage")].load(Ordering::Relaxed)
+        self.stats.calls[stage_index(stage)].load(Ordering::Relaxed)
     }
+
+    /// Stage invocations still running for the export (`None`: for any export).
+    fn running(&self, key: Option<&str>) -> usize {
+        let running = self.stats.running.lock().expect("running map");
+        match key {
+            Some(k) => running.get(k).copied().unwrap_or(0),
+            None => running.values().sum(),
+        }
+    }
+
+    /// Wait (at most `limit`) until no stage invocation of the export (`None`: of any) runs.
+    async fn settle(&self, key: Option<&str>, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.running(key) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn stage_index(stage: Stage) -> usize {
+    Stage::ALL.iter().position(|s| *s == stage).expect("a stage")
 }
 
 fn failure(e: StageError) -> Failure {
@@ -87,7 +145,9 @@ impl TaskHandler for StageTasks {
             .strip_prefix("egress:stage:")
             .and_then(Stage::from_name)
             .ok_or_else(|| Failure::new("States.Runtime", format!("unknown resource {resource}")))?;
-        self.calls[Stage::ALL.iter().position(|s| *s == stage).expect("a stage")].fetch_add(1, Ordering::Relaxed);
+        self.stats.calls[stage_index(stage)].fetch_add(1, Ordering::Relaxed);
+        let field = |k: &str| input.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let running = Running::new(self.stats.clone(), format!("{}/{}", field("tenant"), field("export_id")));
         let permit = if stage == Stage::ExtractChunk {
             Some(
                 self.slots
@@ -102,18 +162,19 @@ impl TaskHandler for StageTasks {
         // A task of its own, as a Lambda invocation is: stages run in parallel.
         let ctx = self.ctx.clone();
         let joined = tokio::spawn(async move {
-            let _permit = permit;
-            stage.call(&ctx, input).await
+            let (_permit, _running) = (permit, running);
+            let out = stage.call(&ctx, input).await;
+            if let Ok(v) = &out
+                && stage == Stage::ExtractChunk
+                && v.get("already_done") == Some(&Value::Bool(false))
+            {
+                _running.stats.parts_written.fetch_add(1, Ordering::Relaxed);
+            }
+            out
         })
         .await;
         match joined {
-            Ok(Ok(out)) => {
-                if stage == Stage::ExtractChunk && out.get("already_done") == Some(&Value::Bool(false)) {
-                    self.parts_written.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(out)
-            }
-            Ok(Err(e)) => Err(failure(e)),
+            Ok(r) => r.map_err(failure),
             Err(e) => Err(failure(StageError::from(e))),
         }
     }
@@ -193,7 +254,7 @@ impl LocalOrchestrator {
                 runs.retain(|_, h| !h.is_finished());
                 !runs.is_empty()
             };
-            if !busy {
+            if !busy && self.tasks.running(None) == 0 {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -268,7 +329,7 @@ impl Orchestrator for LocalOrchestrator {
             tracing::info!(export_id, tenant, run, "not starting the run: it is not active or another host runs it");
             return Ok(());
         }
-        let (ctx, runner, owner) = (self.ctx.clone(), self.runner.clone(), self.owner.clone());
+        let (ctx, runner, owner, tasks) = (self.ctx.clone(), self.runner.clone(), self.owner.clone(), self.tasks.clone());
         let (tenant, export_id) = (tenant.to_string(), export_id.to_string());
         let span = tracing::info_span!("execution", export_id = %export_id, tenant = %tenant, execution = %name);
         let handle = tokio::spawn(
@@ -286,6 +347,9 @@ impl Orchestrator for LocalOrchestrator {
                 };
                 let started = std::time::Instant::now();
                 let execution = runner.execute(&name, json!({"tenant": tenant, "export_id": export_id})).await;
+                // Stage invocations a failed Map or Parallel stopped waiting for are part of the
+                // run: it is over when they are.
+                tasks.settle(Some(&format!("{tenant}/{export_id}")), Duration::from_secs(60)).await;
                 renewing.abort();
                 match execution.outcome {
                     Outcome::Succeeded(_) => tracing::info!(ms = started.elapsed().as_millis() as u64, "execution succeeded"),
@@ -315,6 +379,9 @@ impl Orchestrator for LocalOrchestrator {
         if let Some(h) = handle {
             let _ = tokio::time::timeout(Duration::from_secs(60), h).await;
         }
+        // Invocations the run stopped waiting for end by themselves (the export is no longer
+        // active); wait for them too.
+        self.tasks.settle(Some(&format!("{tenant}/{export_id}")), Duration::from_secs(60)).await;
         Ok(())
     }
 }
