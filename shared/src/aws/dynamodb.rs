@@ -45,7 +45,7 @@ use chrono::{DateTime, Utc};
 
 use super::{sdk_error, sdk_message};
 use crate::audit::AuditEvent;
-use crate::model::{ApiKeyRecord, ChunkRecord, Export, ExportStatus, Progress, Step};
+use crate::model::{ApiKeyRecord, ChunkRecord, Export, ExportStatus, Progress};
 use crate::store::{
     ApiKeyStore, AuditStore, ExportQuery, ExportStore, IdempotencyBegin, IdempotencyStore, Page, StoreError, StoredResponse,
 };
@@ -506,14 +506,7 @@ impl ExportStore for DynamoStore {
                 return Ok((export.progress, false));
             }
             let expected = export.version;
-            let p = &mut export.progress;
-            p.chunks_done += 1;
-            p.rows += chunk.rows;
-            p.step = Step::ExtractChunk;
-            p.step_description = format!("read {} of {} chunks", p.chunks_done, p.chunks_total);
-            p.recompute_percent();
-            export.version += 1;
-            export.updated_at = Utc::now();
+            export.count_chunk(chunk.rows);
             let put_chunk = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(chunk_item.clone()))

@@ -243,6 +243,19 @@ impl Export {
         }
     }
 
+    /// Count one more finished chunk of `rows` rows (what recording a chunk the first time
+    /// does to the export), bumping the version.
+    pub fn count_chunk(&mut self, rows: u64) {
+        let p = &mut self.progress;
+        p.chunks_done += 1;
+        p.rows += rows;
+        p.step = Step::ExtractChunk;
+        p.step_description = format!("read {} of {} chunks", p.chunks_done, p.chunks_total);
+        p.recompute_percent();
+        self.version += 1;
+        self.updated_at = Utc::now();
+    }
+
     /// The representation the API returns: internal fields (blob keys, version) left out.
     pub fn to_api_json(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);

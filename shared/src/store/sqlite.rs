@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::*;
 use crate::audit::AuditEvent;
-use crate::model::{ApiKeyRecord, ChunkRecord, Export, Progress, Step};
+use crate::model::{ApiKeyRecord, ChunkRecord, Export, Progress};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS exports (
@@ -262,14 +262,7 @@ impl ExportStore for SqliteStore {
                 .map_err(backend)?
                 == 1;
             if inserted {
-                let p = &mut export.progress;
-                p.chunks_done += 1;
-                p.rows += chunk.rows;
-                p.step = Step::ExtractChunk;
-                p.step_description = format!("read {} of {} chunks", p.chunks_done, p.chunks_total);
-                p.recompute_percent();
-                export.version += 1;
-                export.updated_at = Utc::now();
+                export.count_chunk(chunk.rows);
                 tx.execute(
                     "UPDATE exports SET version = ?1, doc = ?2 WHERE tenant = ?3 AND id = ?4",
                     params![export.version as i64, to_doc(&export)?, tenant, export_id],
