@@ -4,14 +4,14 @@
 # version it needs (al2023 has glibc 2.34). Fails when a binary is over 20 MB or needs a newer
 # glibc.
 #
-#   infra/lambda/build.sh [--profile release|lambda]
+#   infra/lambda/build.sh [--profile lambda|release]   (lambda: fat LTO, opt-level s, stripped)
 #
 # Artifacts: target/lambda/<function>/bootstrap (what `sam build` packages).
 # cargo-lambda and zig come from PyPI into <repo>/.venv-lambda (EGRESS_LAMBDA_VENV).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
-profile=release
+profile=lambda
 [[ "${1:-}" == "--profile" ]] && profile="$2"
 venv="${EGRESS_LAMBDA_VENV:-$root/.venv-lambda}"
 requirements="cargo-lambda==1.9.2 ziglang==0.15.1"
