@@ -29,7 +29,7 @@ for f in functions/src/bin/api_*.rs functions/src/bin/stage_*.rs; do
     bins+=(--bin "$(basename "$f" .rs)")
 done
 start=$SECONDS
-cargo lambda build --profile "$profile" --target x86_64-unknown-linux-gnu.2.34 --locked -p egress-functions "${bins[@]}" >&2
+cargo lambda build --profile "$profile" --target x86_64-unknown-linux-gnu.2.34 --locked -p egress-functions --no-default-features "${bins[@]}" >&2
 echo "built $(( ${#bins[@]} / 2 )) functions in $((SECONDS - start)) s (profile $profile)"
 
 limit=$((20 * 1024 * 1024))

@@ -8,23 +8,26 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::api::Route;
-use crate::local::{LocalHost, LocalOptions};
 use crate::pipeline::{Stage, StageError};
 use crate::services::Services;
 
 /// Build the adapters named by the environment. `EGRESS_BACKEND=aws` (what the SAM template
 /// sets) uses DynamoDB, S3, Step Functions and KMS as [`crate::aws::AwsSettings`] describes;
-/// `EGRESS_BACKEND=local` (the default) uses the data folder `EGRESS_DATA_DIR`, with
-/// `EGRESS_PUBLIC_URL` as the base of download links.
+/// `EGRESS_BACKEND=local` (the default, in builds with the `local` feature) uses the data
+/// folder `EGRESS_DATA_DIR`, with `EGRESS_PUBLIC_URL` as the base of download links.
 pub async fn services_from_env() -> Result<Arc<Services>, Error> {
     match std::env::var("EGRESS_BACKEND").unwrap_or_else(|_| "local".into()).as_str() {
         "aws" => Ok(crate::aws::services_from_env().await?),
+        #[cfg(feature = "local")]
         "local" => {
+            use crate::local::{LocalHost, LocalOptions};
             let data_dir = std::env::var("EGRESS_DATA_DIR").unwrap_or_else(|_| "/tmp/egress".into());
             let public_url = std::env::var("EGRESS_PUBLIC_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
             let host = LocalHost::open(LocalOptions { data_dir: data_dir.into(), public_url, dataset_roots: Vec::new() })?;
             Ok(host.services.clone())
         }
+        #[cfg(not(feature = "local"))]
+        "local" => Err("EGRESS_BACKEND `local` is not in this build (built without the `local` feature); use `aws`".into()),
         other => Err(format!("EGRESS_BACKEND `{other}` is not known; use `aws` or `local`").into()),
     }
 }

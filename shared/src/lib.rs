@@ -11,6 +11,7 @@ pub mod config;
 pub mod format;
 pub mod kms;
 pub mod lambda;
+#[cfg(feature = "local")]
 pub mod local;
 pub mod model;
 pub mod orchestrate;

@@ -78,7 +78,7 @@ pub async fn authenticate(store: &dyn ApiKeyStore, authorization: Option<&str>) 
     Ok(Principal { tenant: rec.tenant, key_id: rec.key_id, permissions: rec.permissions })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "local"))]
 mod tests {
     use super::*;
     use crate::store::sqlite::SqliteStore;

@@ -167,7 +167,7 @@ async fn audit_chain_appends_in_order(store: &dyn JobStore) {
     assert!(matches!(store.append_audit(&dup).await, Err(StoreError::Precondition)), "a seq is taken once");
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "local"))]
 mod tests {
     #[tokio::test]
     async fn sqlite_store_conforms() {

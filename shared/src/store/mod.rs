@@ -4,6 +4,7 @@
 //! [`update_export`]), so two writers never both win.
 
 pub mod conformance;
+#[cfg(feature = "local")]
 pub mod sqlite;
 
 use async_trait::async_trait;
