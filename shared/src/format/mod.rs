@@ -1,8 +1,10 @@
 //! Output formats. Row-streaming formats (CSV, TSV, JSON, JSONL, YAML) implement [`RowEncoder`]: chunks
 //! are encoded to parts in parallel and the parts are concatenated between a header and a
 //! footer. Whole-file formats have a structure of their own: Parquet parts are merged row
-//! group by row group (parquet.rs).
+//! group by row group (parquet.rs); the others are written from the export's batches in order
+//! by a [`FileEncoder`] (batches.rs).
 
+pub mod batches;
 pub mod cells;
 pub mod csv;
 pub mod json;
@@ -14,6 +16,38 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
 use crate::model::{FormatKind, FormatSpec};
+
+pub use batches::{FileContext, FileEncoder, FormatError};
+
+/// How a format's chunks become one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Encoded rows per part, concatenated between a header and a footer ([`RowEncoder`]).
+    Rows,
+    /// A Parquet file per part, merged row group by row group.
+    Parquet,
+    /// Arrow IPC per part, read back in order by one [`FileEncoder`].
+    Batches,
+}
+
+pub fn layout(kind: FormatKind) -> Layout {
+    match kind {
+        FormatKind::Csv | FormatKind::Tsv | FormatKind::Json | FormatKind::Jsonl | FormatKind::Yaml => Layout::Rows,
+        FormatKind::Parquet => Layout::Parquet,
+    }
+}
+
+/// The encoder of a whole-file format written from batches ([`Layout::Batches`]), writing to
+/// `out`.
+pub fn file_encoder(
+    spec: &FormatSpec,
+    schema: &arrow::datatypes::SchemaRef,
+    ctx: &FileContext,
+    out: &std::path::Path,
+) -> Result<Box<dyn FileEncoder>, FormatError> {
+    let _ = (schema, ctx, out);
+    Err(FormatError::Internal(format!("`{}` is not written from batches", spec.kind().as_str())))
+}
 
 /// Encodes rows of one export; one instance per chunk (instances are cheap).
 pub trait RowEncoder: Send {
@@ -33,7 +67,7 @@ pub trait RowEncoder: Send {
     }
 }
 
-/// The encoder of a row format; `None` for a whole-file format (Parquet).
+/// The encoder of a row format ([`Layout::Rows`]); `None` for a whole-file format.
 pub fn row_encoder(spec: &FormatSpec) -> Option<Box<dyn RowEncoder>> {
     let o = &spec.0;
     Some(match spec.kind() {

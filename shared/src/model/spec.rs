@@ -250,7 +250,7 @@ impl FormatKind {
     /// Row formats are written part by part between a header and a footer; the others
     /// (Parquet) are whole files with a structure of their own.
     pub fn is_row_format(self) -> bool {
-        !matches!(self, Self::Parquet)
+        crate::format::layout(self) == crate::format::Layout::Rows
     }
 
     /// The options this format takes.
@@ -432,6 +432,36 @@ pub struct DestinationSpec {
 }
 
 impl ExportSpec {
+    /// The row selection in words, one line each (`amount >= 1000`, `booked_at in [from, to)`),
+    /// for the header of a report or a workbook's metadata sheet.
+    pub fn selection_lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .filters
+            .iter()
+            .map(|f| {
+                let op = serde_json::to_value(f.op).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                match &f.value {
+                    Some(v) => format!("{} {op} {v}", f.column),
+                    None => format!("{} {op}", f.column),
+                }
+            })
+            .collect();
+        if let Some(tr) = &self.time_range {
+            let from = tr.from.as_deref().unwrap_or("the beginning");
+            let to = tr.to.as_deref().unwrap_or("now");
+            lines.push(format!("{} from {from} (included) to {to} (excluded)", tr.column));
+        }
+        if !self.sort.is_empty() {
+            let keys: Vec<String> =
+                self.sort.iter().map(|k| format!("{} {}", k.column, if k.order == SortOrder::Desc { "desc" } else { "asc" })).collect();
+            lines.push(format!("sorted by {}", keys.join(", ")));
+        }
+        if let Some(m) = self.max_rows {
+            lines.push(format!("at most {m} rows"));
+        }
+        lines
+    }
+
     /// Parse a request body, reporting the first structural error with its JSON pointer.
     pub fn from_json(value: &Value) -> Result<Self, ValidationErrors> {
         super::validation::from_json(value)
@@ -563,35 +593,12 @@ impl ExportSpec {
 
     fn validate_format(&self, errs: &mut ValidationErrors) {
         let f = &self.format.0;
-        let set = |name: &str| -> bool {
-            match name {
-                "header" => f.header.is_some(),
-                "delimiter" => f.delimiter.is_some(),
-                "bom" => f.bom.is_some(),
-                "null" => f.null.is_some(),
-                "line_ending" => f.line_ending.is_some(),
-                "quote_all" => f.quote_all.is_some(),
-                "formula_guard" => f.formula_guard.is_some(),
-                "decimals_as" => f.decimals_as.is_some(),
-                "compression" => f.compression.is_some(),
-                "row_group_size" => f.row_group_size.is_some(),
-                _ => false,
-            }
-        };
         let own = f.kind.options();
-        for name in [
-            "header",
-            "delimiter",
-            "bom",
-            "null",
-            "line_ending",
-            "quote_all",
-            "formula_guard",
-            "decimals_as",
-            "compression",
-            "row_group_size",
-        ] {
-            if set(name) && !own.contains(&name) {
+        // The options given are the fields the object serializes (unset ones are skipped).
+        let given =
+            serde_json::to_value(f).ok().and_then(|v| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>())).unwrap_or_default();
+        for name in given.iter().filter(|k| *k != "type") {
+            if !own.contains(&name.as_str()) {
                 errs.push(
                     format!("/format/{name}"),
                     Value::Null,
@@ -614,12 +621,13 @@ impl ExportSpec {
         {
             errs.push("/format/row_group_size", n, "rows per row group, from 1,024 to 10,000,000");
         }
-        if f.kind == FormatKind::Parquet && self.compression != Compression::None {
-            errs.push(
-                "/compression",
-                serde_json::to_value(self.compression).unwrap_or(Value::Null),
-                "none for parquet: it compresses inside the file (set format.compression: zstd, snappy, gzip or none)",
-            );
+        if !f.kind.is_row_format() && self.compression != Compression::None {
+            let why = if f.kind == FormatKind::Parquet {
+                "none for parquet: it compresses inside the file (set format.compression: zstd, snappy, gzip or none)".to_string()
+            } else {
+                format!("none for {}: only the row formats are compressed as a whole file", f.kind.as_str())
+            };
+            errs.push("/compression", serde_json::to_value(self.compression).unwrap_or(Value::Null), why);
         }
         if let Some(n) = &f.null {
             let delim = if f.kind == FormatKind::Tsv { "\t" } else { f.delimiter.as_deref().unwrap_or(",") };

@@ -20,7 +20,7 @@ use super::plan::mark;
 use super::{ChunkManifest, ExportRef, StageContext, StageError, load_active};
 use crate::blob::{BlobError, LocalFile, keys};
 use crate::format::parquet::{Merger, PartWriter};
-use crate::format::row_encoder;
+use crate::format::{FileContext, Layout, batches, file_encoder, layout, row_encoder};
 use crate::model::{ChunkRecord, Export, ResultFile, Step};
 use crate::package::{Compressor, HashingWriter, content_type};
 use crate::source::{self, SourceContext};
@@ -99,12 +99,23 @@ impl Job {
 
     /// Write the file; returns its SHA-256, size and rows.
     fn run(self) -> Result<(String, u64, u64), StageError> {
+        match layout(self.export.spec.format.kind()) {
+            Layout::Rows => {}
+            Layout::Parquet => {
+                let hashing = HashingWriter::new(std::fs::File::create(&self.out)?);
+                let (hashing, rows) = self.parquet(hashing)?;
+                let (_, sha, size) = hashing.finish()?;
+                return Ok((sha, size, rows));
+            }
+            Layout::Batches => {
+                let rows = self.batches()?;
+                let (sha, size) = hash_file(&self.out)?;
+                return Ok((sha, size, rows));
+            }
+        }
         let hashing = HashingWriter::new(std::fs::File::create(&self.out)?);
-        let Some(mut encoder) = row_encoder(&self.export.spec.format) else {
-            let (hashing, rows) = self.parquet(hashing)?;
-            let (_, sha, size) = hashing.finish()?;
-            return Ok((sha, size, rows));
-        };
+        let mut encoder =
+            row_encoder(&self.export.spec.format).ok_or_else(|| StageError::internal("a row format without a row encoder"))?;
         let mut w = Compressor::new(hashing, self.export.spec.compression);
         w.write_all(&encoder.header(&self.manifest.columns))?;
         let rows = if self.manifest.sorted {
@@ -149,6 +160,44 @@ impl Job {
         })?;
         let merger = merger.ok_or_else(|| StageError::internal("an export without chunks"))?;
         Ok(merger.finish()?)
+    }
+
+    /// A format written from batches: the parts' batches (or the merged runs) in order, to one
+    /// encoder writing the file.
+    fn batches(&self) -> Result<u64, StageError> {
+        let spec = &self.export.spec;
+        let fctx = FileContext {
+            title: self.export.name.clone(),
+            export_id: self.export.id.clone(),
+            generated_at: chrono::Utc::now(),
+            filters: spec.selection_lines(),
+            spec: serde_json::to_value(spec).map_err(|e| StageError::internal(e.to_string()))?,
+            work_dir: self.ctx.settings.work_dir.clone(),
+        };
+        let mut rows = 0u64;
+        if self.manifest.sorted {
+            let (pipeline, mut merge) = self.open_merge()?;
+            let mut encoder = file_encoder(&spec.format, &pipeline.output_schema, &fctx, &self.out)?;
+            while let Some(batch) = merge.next_batch()? {
+                let projected = pipeline.project(&batch)?;
+                rows += projected.num_rows() as u64;
+                encoder.write_batch(&projected)?;
+            }
+            encoder.finish()?;
+            return Ok(rows);
+        }
+        let pipeline = RowPipeline::build(&self.schema, spec).map_err(|e| StageError::invalid(e.to_string()))?;
+        let mut encoder = file_encoder(&spec.format, &pipeline.output_schema, &fctx, &self.out)?;
+        self.each_part(|path| {
+            for batch in batches::read_part(path)? {
+                let batch = batch?;
+                rows += batch.num_rows() as u64;
+                encoder.write_batch(&batch)?;
+            }
+            Ok(())
+        })?;
+        encoder.finish()?;
+        Ok(rows)
     }
 
     fn mark_encoding(&self) -> Result<(), StageError> {
@@ -241,6 +290,14 @@ impl Job {
         }
         Ok(rows)
     }
+}
+
+/// The SHA-256 and size of a written file.
+fn hash_file(path: &Path) -> Result<(String, u64), StageError> {
+    let mut hashing = HashingWriter::new(std::io::sink());
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hashing)?;
+    let (_, sha, size) = hashing.finish()?;
+    Ok((sha, size))
 }
 
 /// `<name as a slug>.<ext>[.gz]`, e.g. `flagged-transactions-2026-10.csv`.

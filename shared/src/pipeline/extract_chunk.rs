@@ -13,7 +13,7 @@ use super::plan::ChunkItem;
 use super::{ChunkManifest, ErrorName, StageContext, StageError, load_active};
 use crate::blob::{LocalFile, keys};
 use crate::format::parquet::PartWriter;
-use crate::format::row_encoder;
+use crate::format::{Layout, batches, layout, row_encoder};
 use crate::model::{ChunkRecord, ExportSpec};
 use crate::source::{self, ChunkSource, SourceContext};
 use crate::transform::RowPipeline;
@@ -154,21 +154,27 @@ pub fn write_part(
     Ok((rows, bytes))
 }
 
-/// Where a chunk's rows go: encoded rows of a row format, or a Parquet file of their own.
+/// Where a chunk's rows go: encoded rows of a row format, a Parquet file of their own, or
+/// Arrow IPC for a format written from batches.
 enum PartSink {
     Rows { encoder: Box<dyn crate::format::RowEncoder>, file: std::fs::File, buf: Vec<u8>, bytes: u64 },
     Parquet(Box<PartWriter<std::io::BufWriter<std::fs::File>>>),
+    Batches(batches::PartWriter),
 }
 
 impl PartSink {
     fn new(spec: &ExportSpec, schema: &SchemaRef, out: &Path) -> Result<Self, StageError> {
-        let file = std::fs::File::create(out)?;
-        Ok(match row_encoder(&spec.format) {
-            Some(encoder) => PartSink::Rows { encoder, file, buf: Vec::with_capacity(FLUSH_BYTES + (1 << 20)), bytes: 0 },
-            None => {
-                let writer = PartWriter::new(std::io::BufWriter::with_capacity(1 << 20, file), Arc::clone(schema), &spec.format.0)?;
-                PartSink::Parquet(Box::new(writer))
+        Ok(match layout(spec.format.kind()) {
+            Layout::Rows => {
+                let encoder = row_encoder(&spec.format).ok_or_else(|| StageError::internal("a row format without a row encoder"))?;
+                let file = std::fs::File::create(out)?;
+                PartSink::Rows { encoder, file, buf: Vec::with_capacity(FLUSH_BYTES + (1 << 20)), bytes: 0 }
             }
+            Layout::Parquet => {
+                let file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(out)?);
+                PartSink::Parquet(Box::new(PartWriter::new(file, Arc::clone(schema), &spec.format.0)?))
+            }
+            Layout::Batches => PartSink::Batches(batches::PartWriter::create(out, schema)?),
         })
     }
 
@@ -183,6 +189,7 @@ impl PartSink {
                 }
             }
             PartSink::Parquet(w) => w.write(batch)?,
+            PartSink::Batches(w) => w.write(batch)?,
         }
         Ok(())
     }
@@ -199,6 +206,7 @@ impl PartSink {
                 let file = out.into_inner().map_err(|e| StageError::transient(e.to_string()))?;
                 Ok(file.metadata()?.len())
             }
+            PartSink::Batches(w) => Ok(w.finish()?),
         }
     }
 }

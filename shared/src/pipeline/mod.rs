@@ -155,6 +155,18 @@ impl From<parquet::errors::ParquetError> for StageError {
     }
 }
 
+impl From<crate::format::FormatError> for StageError {
+    fn from(e: crate::format::FormatError) -> Self {
+        use crate::format::FormatError;
+        match e {
+            FormatError::Invalid(m) => StageError::invalid(m),
+            FormatError::Arrow(e) => e.into(),
+            FormatError::Io(e) => e.into(),
+            FormatError::Internal(m) => StageError::internal(m),
+        }
+    }
+}
+
 impl From<std::io::Error> for StageError {
     fn from(e: std::io::Error) -> Self {
         StageError::transient(e.to_string())
