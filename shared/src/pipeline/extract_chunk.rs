@@ -159,7 +159,7 @@ pub fn write_part(
 enum PartSink {
     Rows { encoder: Box<dyn crate::format::RowEncoder>, file: std::fs::File, buf: Vec<u8>, bytes: u64 },
     Parquet(Box<PartWriter<std::io::BufWriter<std::fs::File>>>),
-    Batches(batches::PartWriter),
+    Batches(Box<batches::PartWriter>),
 }
 
 impl PartSink {
@@ -174,7 +174,7 @@ impl PartSink {
                 let file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(out)?);
                 PartSink::Parquet(Box::new(PartWriter::new(file, Arc::clone(schema), &spec.format.0)?))
             }
-            Layout::Batches => PartSink::Batches(batches::PartWriter::create(out, schema)?),
+            Layout::Batches => PartSink::Batches(Box::new(batches::PartWriter::create(out, schema)?)),
         })
     }
 
@@ -206,7 +206,7 @@ impl PartSink {
                 let file = out.into_inner().map_err(|e| StageError::transient(e.to_string()))?;
                 Ok(file.metadata()?.len())
             }
-            PartSink::Batches(w) => Ok(w.finish()?),
+            PartSink::Batches(w) => Ok((*w).finish()?),
         }
     }
 }
