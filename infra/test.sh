@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: installs the independent readers (a Python venv
-# with DuckDB) and moto server (the AWS emulator), then formatting, lints, the dependency guard,
+# The whole test suite, from a fresh machine: installs the independent readers (Debian
+# packages: xmllint, qpdf, poppler, LibreOffice; a Python venv with DuckDB, openpyxl, pikepdf,
+# fastavro) and moto server (the AWS emulator), then formatting, lints, the dependency guard,
 # the static checks of the AWS templates, unit tests and end-to-end tests.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
+bash infra/testbed/apt.sh
 bash infra/testbed/python.sh
 export EGRESS_TEST_PYTHON="${EGRESS_VENV:-$root/.venv}/bin/python"
 EGRESS_MOTO_PYTHON="$(bash infra/testbed/moto.sh)"
