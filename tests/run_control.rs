@@ -165,6 +165,9 @@ async fn retry_of_a_transient_failure_keeps_the_finished_chunks() {
         c.call(Method::POST, "/v1/exports", Some(&json!({"source": {"type": "inline", "rows": [{"a": 1}]}, "format": "csv"}))).await;
     let other_id = other["id"].as_str().unwrap().to_string();
     wait_until(&c, &other_id, "completion", |e| e["status"] == "completed").await;
+    // The host gives its run lease back after the export shows completed: let it finish
+    // before changing the record behind its back.
+    host.orchestrator.idle().await;
     let mut broken = host.store.get_export("acme", &other_id).await.unwrap().unwrap();
     broken.status = ExportStatus::Failed;
     broken.error = Some(egress::model::ExportError { code: "INVALID_SOURCE_DATA".into(), message: "bad".into() });
