@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use super::{Code, Problem, Response, authorize, json_response, path_id, query};
 use crate::audit::{self, AuditEntry};
 use crate::blob::keys;
+use crate::format::xml;
 use crate::model::export::EXPORT_STATUSES;
 use crate::model::spec::FORMAT_KINDS;
 use crate::model::{Export, ExportSpec, ExportStatus, FormatKind, Permission, Principal, ValidationErrors, ids};
@@ -59,8 +60,9 @@ async fn check_spec(svc: &Services, tenant: &str, body: &Value) -> Result<Export
         }
     };
     let mut errs = ValidationErrors::new();
-    if let Err(e) = RowPipeline::build(&schema, &spec) {
-        errs.extend(e);
+    match RowPipeline::build(&schema, &spec) {
+        Ok(pipeline) => check_xml(ctx, &spec, &pipeline.output_schema, &mut errs).await?,
+        Err(e) => errs.extend(e),
     }
     if spec.source.kind == crate::model::SourceKind::Inline
         && let Err(e) = source::inline::check(&spec.source, &schema)
@@ -69,6 +71,36 @@ async fn check_spec(svc: &Services, tenant: &str, body: &Value) -> Result<Export
     }
     errs.into_result().map_err(Problem::validation)?;
     Ok(spec)
+}
+
+/// An XML export's schema: it must be readable, and the mapping must fit it and the columns.
+async fn check_xml(
+    ctx: SourceContext<'_>,
+    spec: &ExportSpec,
+    columns: &arrow::datatypes::Schema,
+    errs: &mut ValidationErrors,
+) -> Result<(), Problem> {
+    let o = &spec.format.0;
+    let Some(src) = &o.xsd else { return Ok(()) };
+    let bundle = match xml::load_bundle(ctx, src).await {
+        Ok(b) => b,
+        Err(xml::BundleError::Invalid(e)) => {
+            errs.extend(e);
+            return Ok(());
+        }
+        Err(xml::BundleError::Storage(m)) => {
+            return Err(Problem::new(Code::ServiceUnavailable, format!("the schema could not be read now: {m}")));
+        }
+    };
+    if o.xml_mapping.is_some() {
+        let sort: Vec<String> = spec.sort.iter().map(|k| k.column.clone()).collect();
+        if let Err(e) = xml::prepare(o, bundle, columns, &sort) {
+            errs.extend(e);
+        }
+    } else if let Err(e) = xml::xsd::SchemaSet::load(&bundle) {
+        errs.push("/format/xsd", Value::Null, format!("an XML Schema this service reads: {e}"));
+    }
+    Ok(())
 }
 
 /// The idempotency key header: 1 to 255 visible ASCII characters (quotes, as the IETF draft

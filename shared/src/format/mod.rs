@@ -10,11 +10,13 @@ pub mod csv;
 pub mod json;
 pub mod parquet;
 pub mod tsv;
+pub mod xml;
 pub mod yaml;
 
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
+use crate::model::spec::FormatSpecObject;
 use crate::model::{FormatKind, FormatSpec};
 
 pub use batches::{FileContext, FileEncoder, FormatError};
@@ -30,10 +32,13 @@ pub enum Layout {
     Batches,
 }
 
-pub fn layout(kind: FormatKind) -> Layout {
-    match kind {
+pub fn layout(o: &FormatSpecObject) -> Layout {
+    match o.kind {
         FormatKind::Csv | FormatKind::Tsv | FormatKind::Json | FormatKind::Jsonl | FormatKind::Yaml => Layout::Rows,
         FormatKind::Parquet => Layout::Parquet,
+        // Mapped XML is written in schema order, with groups and totals: from batches.
+        FormatKind::Xml if o.xml_mapping.is_some() => Layout::Batches,
+        FormatKind::Xml => Layout::Rows,
     }
 }
 
@@ -76,6 +81,7 @@ pub fn row_encoder(spec: &FormatSpec) -> Option<Box<dyn RowEncoder>> {
         FormatKind::Yaml => Box::new(yaml::YamlEncoder::new(o.decimals_as.unwrap_or_default())),
         FormatKind::Json => Box::new(json::JsonEncoder::new(json::JsonLayout::Array, o.decimals_as.unwrap_or_default())),
         FormatKind::Jsonl => Box::new(json::JsonEncoder::new(json::JsonLayout::Lines, o.decimals_as.unwrap_or_default())),
-        FormatKind::Parquet => return None,
+        FormatKind::Xml if o.xml_mapping.is_none() => Box::new(xml::generic::GenericXml::new(o)),
+        FormatKind::Parquet | FormatKind::Xml => return None,
     })
 }

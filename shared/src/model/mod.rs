@@ -5,6 +5,7 @@ pub mod ids;
 pub mod principal;
 pub mod spec;
 pub mod validation;
+pub mod xml;
 
 pub use export::{
     ChunkRecord, DeliveredFile, Delivery, Export, ExportError, ExportResult, ExportStatus, Lease, Progress, ResultFile, Step,

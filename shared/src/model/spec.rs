@@ -219,9 +219,10 @@ pub enum FormatKind {
     Jsonl,
     Yaml,
     Parquet,
+    Xml,
 }
 
-pub const FORMAT_KINDS: &str = "csv, tsv, json, jsonl, yaml, parquet";
+pub const FORMAT_KINDS: &str = "csv, tsv, json, jsonl, yaml, parquet, xml";
 
 impl FormatKind {
     pub fn parse(s: &str) -> Option<Self> {
@@ -232,6 +233,7 @@ impl FormatKind {
             "jsonl" | "ndjson" => Some(Self::Jsonl),
             "yaml" | "yml" => Some(Self::Yaml),
             "parquet" => Some(Self::Parquet),
+            "xml" => Some(Self::Xml),
             _ => None,
         }
     }
@@ -244,13 +246,8 @@ impl FormatKind {
             Self::Jsonl => "jsonl",
             Self::Yaml => "yaml",
             Self::Parquet => "parquet",
+            Self::Xml => "xml",
         }
-    }
-
-    /// Row formats are written part by part between a header and a footer; the others
-    /// (Parquet) are whole files with a structure of their own.
-    pub fn is_row_format(self) -> bool {
-        crate::format::layout(self) == crate::format::Layout::Rows
     }
 
     /// The options this format takes.
@@ -260,6 +257,7 @@ impl FormatKind {
             Self::Tsv => &["header", "bom", "null", "line_ending", "formula_guard"],
             Self::Json | Self::Jsonl | Self::Yaml => &["decimals_as"],
             Self::Parquet => &["compression", "row_group_size"],
+            Self::Xml => &["root_element", "row_element", "namespace", "xsd", "xml_mapping", "validate"],
         }
     }
 
@@ -275,6 +273,7 @@ impl FormatKind {
             Self::Jsonl => "application/x-ndjson",
             Self::Yaml => "application/yaml",
             Self::Parquet => "application/vnd.apache.parquet",
+            Self::Xml => "application/xml",
         }
     }
 }
@@ -345,6 +344,25 @@ pub struct FormatSpecObject {
     /// parquet: rows per row group (1,024 to 10,000,000; default 131,072).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_group_size: Option<u64>,
+    /// xml (generic): the document element (default `rows`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_element: Option<String>,
+    /// xml (generic): the element of each row (default `row`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_element: Option<String>,
+    /// xml (generic): a default namespace URI for the document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// xml: the XML Schema the file follows (needed by `xml_mapping` and `validate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xsd: Option<super::xml::XsdSource>,
+    /// xml: place columns, constants and computed values onto the schema's elements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xml_mapping: Option<Box<super::xml::XmlMapping>>,
+    /// xml: check the file against `xsd` before it is delivered; the export fails with the
+    /// first errors (line, path, message) when it does not validate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validate: Option<bool>,
 }
 
 /// Codecs of Parquet column chunks.
@@ -381,6 +399,12 @@ impl FormatSpec {
             decimals_as: None,
             compression: None,
             row_group_size: None,
+            root_element: None,
+            row_element: None,
+            namespace: None,
+            xsd: None,
+            xml_mapping: None,
+            validate: None,
         })
     }
 }
@@ -621,7 +645,10 @@ impl ExportSpec {
         {
             errs.push("/format/row_group_size", n, "rows per row group, from 1,024 to 10,000,000");
         }
-        if !f.kind.is_row_format() && self.compression != Compression::None {
+        if f.kind == FormatKind::Xml {
+            crate::format::xml::validate_options(f, errs);
+        }
+        if crate::format::layout(f) != crate::format::Layout::Rows && self.compression != Compression::None {
             let why = if f.kind == FormatKind::Parquet {
                 "none for parquet: it compresses inside the file (set format.compression: zstd, snappy, gzip or none)".to_string()
             } else {

@@ -20,8 +20,8 @@ use super::plan::mark;
 use super::{ChunkManifest, ExportRef, StageContext, StageError, load_active};
 use crate::blob::{BlobError, LocalFile, keys};
 use crate::format::parquet::{Merger, PartWriter};
-use crate::format::{FileContext, Layout, batches, file_encoder, layout, row_encoder};
-use crate::model::{ChunkRecord, Export, ResultFile, Step};
+use crate::format::{FileContext, FileEncoder, Layout, batches, file_encoder, layout, row_encoder, xml};
+use crate::model::{ChunkRecord, Export, FormatKind, ResultFile, Step};
 use crate::package::{Compressor, HashingWriter, content_type};
 use crate::source::{self, SourceContext};
 use crate::transform::RowPipeline;
@@ -97,9 +97,35 @@ impl Job {
         }
     }
 
-    /// Write the file; returns its SHA-256, size and rows.
+    /// Write the file, check it when the spec asks; returns its SHA-256, size and rows.
     fn run(self) -> Result<(String, u64, u64), StageError> {
-        match layout(self.export.spec.format.kind()) {
+        let written = self.write()?;
+        if self.export.spec.format.kind() == FormatKind::Xml && self.export.spec.format.0.validate == Some(true) {
+            self.mark(Step::Encode, "validating against the XSD")?;
+            let bundle = self.xml_bundle()?;
+            xml::check_file(&self.export.spec.format.0, Some(&bundle), &self.out, &self.ctx.settings.work_dir)?;
+        }
+        Ok(written)
+    }
+
+    /// The schema bundle of an XML export.
+    fn xml_bundle(&self) -> Result<xml::Bundle, StageError> {
+        let src = self.export.spec.format.0.xsd.as_ref().ok_or_else(|| StageError::invalid("format.xsd is missing"))?;
+        let sctx = SourceContext { blobs: self.ctx.blobs.as_ref(), dataset_roots: &self.ctx.settings.dataset_roots, tenant: self.tenant() };
+        match self.handle.block_on(xml::load_bundle(sctx, src)) {
+            Ok(b) => Ok(b),
+            Err(xml::BundleError::Invalid(e)) => Err(StageError::invalid(e.to_string())),
+            Err(xml::BundleError::Storage(m)) => Err(StageError::transient(m)),
+        }
+    }
+
+    fn mark(&self, step: Step, what: &str) -> Result<(), StageError> {
+        self.handle.block_on(mark(&self.ctx, self.tenant(), &self.export.id, step, what.into(), None))
+    }
+
+    /// Write the file; returns its SHA-256, size and rows.
+    fn write(&self) -> Result<(String, u64, u64), StageError> {
+        match layout(&self.export.spec.format.0) {
             Layout::Rows => {}
             Layout::Parquet => {
                 let hashing = HashingWriter::new(std::fs::File::create(&self.out)?);
@@ -177,7 +203,7 @@ impl Job {
         let mut rows = 0u64;
         if self.manifest.sorted {
             let (pipeline, mut merge) = self.open_merge()?;
-            let mut encoder = file_encoder(&spec.format, &pipeline.output_schema, &fctx, &self.out)?;
+            let mut encoder = self.file_encoder(&pipeline.output_schema, &fctx)?;
             while let Some(batch) = merge.next_batch()? {
                 let projected = pipeline.project(&batch)?;
                 rows += projected.num_rows() as u64;
@@ -187,7 +213,7 @@ impl Job {
             return Ok(rows);
         }
         let pipeline = RowPipeline::build(&self.schema, spec).map_err(|e| StageError::invalid(e.to_string()))?;
-        let mut encoder = file_encoder(&spec.format, &pipeline.output_schema, &fctx, &self.out)?;
+        let mut encoder = self.file_encoder(&pipeline.output_schema, &fctx)?;
         self.each_part(|path| {
             for batch in batches::read_part(path)? {
                 let batch = batch?;
@@ -198,6 +224,17 @@ impl Job {
         })?;
         encoder.finish()?;
         Ok(rows)
+    }
+
+    /// The encoder of a format written from batches; mapped XML compiles its mapping first.
+    fn file_encoder(&self, schema: &SchemaRef, fctx: &FileContext) -> Result<Box<dyn FileEncoder>, StageError> {
+        let spec = &self.export.spec;
+        if spec.format.kind() != FormatKind::Xml {
+            return Ok(file_encoder(&spec.format, schema, fctx, &self.out)?);
+        }
+        let sort: Vec<String> = spec.sort.iter().map(|k| k.column.clone()).collect();
+        let prepared = xml::prepare(&spec.format.0, self.xml_bundle()?, schema, &sort).map_err(|e| StageError::invalid(e.to_string()))?;
+        Ok(xml::mapped_encoder(prepared, schema, fctx, &self.out)?)
     }
 
     fn mark_encoding(&self) -> Result<(), StageError> {

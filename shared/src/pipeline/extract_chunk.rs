@@ -164,7 +164,7 @@ enum PartSink {
 
 impl PartSink {
     fn new(spec: &ExportSpec, schema: &SchemaRef, out: &Path) -> Result<Self, StageError> {
-        Ok(match layout(spec.format.kind()) {
+        Ok(match layout(&spec.format.0) {
             Layout::Rows => {
                 let encoder = row_encoder(&spec.format).ok_or_else(|| StageError::internal("a row format without a row encoder"))?;
                 let file = std::fs::File::create(out)?;
