@@ -8,6 +8,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::api::Route;
+use crate::pipeline::stage::Handler;
 use crate::pipeline::{Stage, StageError};
 use crate::services::Services;
 
@@ -44,8 +45,10 @@ pub async fn run_route(route: Route) -> Result<(), Error> {
 }
 
 /// Run one pipeline stage as a Lambda function invoked by Step Functions. Its input and output
-/// are the stage's JSON documents; a failure's `errorType` is the stage's error name.
-pub async fn run_stage(stage: Stage) -> Result<(), Error> {
+/// are the stage's JSON documents; a failure's `errorType` is the stage's error name. `handler`
+/// is the stage's own (`pipeline::stage::handlers::encode`), so that the binary carries only
+/// that stage's code.
+pub async fn run_stage(stage: Stage, handler: Handler) -> Result<(), Error> {
     crate::telemetry::init_json();
     let ctx = services_from_env().await?.stage_context();
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
@@ -53,7 +56,7 @@ pub async fn run_stage(stage: Stage) -> Result<(), Error> {
         let field = |k: &str| event.payload.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let span = tracing::info_span!("stage", stage = stage.name(), export_id = %field("export_id"), tenant = %field("tenant"), request_id = %event.context.request_id);
         async move {
-            let result: Result<Value, StageError> = stage.call(&ctx, event.payload).await;
+            let result: Result<Value, StageError> = handler(&ctx, event.payload).await;
             if let Err(e) = &result {
                 tracing::warn!(error = %e.name.as_str(), cause = %e.message, "stage failed");
             }

@@ -1,8 +1,9 @@
 //! Lambda: the `plan` pipeline stage, a Task of `statemachines/export.asl.json`.
 
 use egress::pipeline::Stage;
+use egress::pipeline::stage::handlers;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    egress::lambda::run_stage(Stage::Plan).await
+    egress::lambda::run_stage(Stage::Plan, handlers::plan).await
 }

@@ -1,8 +1,9 @@
 //! Lambda: the `record_failure` pipeline stage, a Task of `statemachines/export.asl.json`.
 
 use egress::pipeline::Stage;
+use egress::pipeline::stage::handlers;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    egress::lambda::run_stage(Stage::RecordFailure).await
+    egress::lambda::run_stage(Stage::RecordFailure, handlers::record_failure).await
 }

@@ -5,7 +5,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{StageContext, StageError, deliver, encode, encrypt, extract_chunk, plan, record_failure, record_receipt};
+use futures::future::BoxFuture;
+
+use super::{StageContext, StageError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stage {
@@ -56,16 +58,50 @@ impl Stage {
     /// Run the stage on a JSON input. A document that is not the stage's input is
     /// `Egress.Invalid`.
     pub async fn call(self, ctx: &StageContext, input: Value) -> Result<Value, StageError> {
+        self.handler()(ctx, input).await
+    }
+
+    /// The stage's JSON handler. A stage Lambda's `main` passes its own
+    /// (`handlers::encode`), so the binary links that stage's code and no other's.
+    pub fn handler(self) -> Handler {
         match self {
-            Stage::Plan => out(plan::plan(ctx, parse(self, input)?).await?),
-            Stage::ExtractChunk => out(extract_chunk::extract_chunk(ctx, parse(self, input)?).await?),
-            Stage::Encode => out(encode::encode(ctx, parse(self, input)?).await?),
-            Stage::Encrypt => out(encrypt::encrypt(ctx, parse(self, input)?).await?),
-            Stage::Deliver => out(deliver::deliver(ctx, parse(self, input)?).await?),
-            Stage::RecordReceipt => out(record_receipt::record_receipt(ctx, parse(self, input)?).await?),
-            Stage::RecordFailure => out(record_failure::record_failure(ctx, parse(self, input)?).await?),
+            Stage::Plan => handlers::plan,
+            Stage::ExtractChunk => handlers::extract_chunk,
+            Stage::Encode => handlers::encode,
+            Stage::Encrypt => handlers::encrypt,
+            Stage::Deliver => handlers::deliver,
+            Stage::RecordReceipt => handlers::record_receipt,
+            Stage::RecordFailure => handlers::record_failure,
         }
     }
+}
+
+/// A stage from JSON to JSON.
+pub type Handler = for<'a> fn(&'a StageContext, Value) -> BoxFuture<'a, Result<Value, StageError>>;
+
+/// One JSON handler per stage.
+pub mod handlers {
+    use futures::future::BoxFuture;
+    use serde_json::Value;
+
+    use super::{Stage, out, parse};
+    use crate::pipeline::{StageContext, StageError, deliver, encode, encrypt, extract_chunk, plan, record_failure, record_receipt};
+
+    macro_rules! handler {
+        ($name:ident, $stage:expr, $f:path) => {
+            pub fn $name(ctx: &StageContext, input: Value) -> BoxFuture<'_, Result<Value, StageError>> {
+                Box::pin(async move { out($f(ctx, parse($stage, input)?).await?) })
+            }
+        };
+    }
+
+    handler!(plan, Stage::Plan, plan::plan);
+    handler!(extract_chunk, Stage::ExtractChunk, extract_chunk::extract_chunk);
+    handler!(encode, Stage::Encode, encode::encode);
+    handler!(encrypt, Stage::Encrypt, encrypt::encrypt);
+    handler!(deliver, Stage::Deliver, deliver::deliver);
+    handler!(record_receipt, Stage::RecordReceipt, record_receipt::record_receipt);
+    handler!(record_failure, Stage::RecordFailure, record_failure::record_failure);
 }
 
 fn parse<T: DeserializeOwned>(stage: Stage, input: Value) -> Result<T, StageError> {
