@@ -290,3 +290,68 @@ fn a_wrong_mapping_is_refused_and_a_wrong_value_fails_validation() {
     assert_eq!(r.status, 422);
     assert!(r.text().contains("DTD"), "{}", r.text());
 }
+
+#[test]
+fn split_exports_make_numbered_files_each_valid_on_its_own() {
+    let f = fixture();
+    // CSV by rows: every file has its header; together they are the source.
+    let e = f.server.export(&f.token, &f.spec(json!({"name": "split", "max_rows_per_file": 2500, "format": "csv"})));
+    assert_eq!(e["status"], "completed", "{e}");
+    let files = e["result"]["files"].as_array().unwrap();
+    let names: Vec<&str> = files.iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["split-part-00001.csv", "split-part-00002.csv", "split-part-00003.csv"]);
+    let rows: Vec<u64> = files.iter().map(|x| x["rows"].as_u64().unwrap()).collect();
+    assert_eq!(rows, [2500, 2500, 1000]);
+    let id = e["id"].as_str().unwrap();
+    let mut all = String::new();
+    for (i, n) in names.iter().enumerate() {
+        let text = String::from_utf8(f.server.download_file(&f.token, id, n)).unwrap();
+        assert!(text.starts_with("transaction_id,"), "part {} has its header", i + 1);
+        all.push_str(if i == 0 { &text } else { text.split_once('\n').unwrap().1 });
+    }
+    let joined = f.dir.path().join("joined.csv");
+    std::fs::write(&joined, all).unwrap();
+    support::check_export(&["--source", &f.source(), "--export", joined.to_str().unwrap(), "--format", "csv"]);
+    // JSON by bytes: each file a whole JSON array under the limit.
+    let e = f.server.export(&f.token, &f.spec(json!({"name": "by size", "max_bytes_per_file": 400_000, "format": "json"})));
+    assert_eq!(e["status"], "completed", "{e}");
+    let files = e["result"]["files"].as_array().unwrap();
+    assert!(files.len() >= 3, "{e}");
+    let mut total = 0;
+    for x in files {
+        assert!(x["size"].as_u64().unwrap() <= 400_000, "{x}");
+        let bytes = f.server.download_file(&f.token, e["id"].as_str().unwrap(), x["name"].as_str().unwrap());
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        total += v.as_array().unwrap().len() as u64;
+    }
+    assert_eq!(total, ROWS);
+    // Mapped XML by rows: each file a whole document that validates, with its own totals.
+    let xsd = f.xsd("iso20022/pain.001.001.03.xsd");
+    let spec = f.spec(json!({
+        "name": "transfers",
+        "filters": [{"column": "amount", "op": ">", "value": 0}],
+        "sort": [{"column": "account_id"}, {"column": "transaction_id"}],
+        "max_rows_per_file": 1500,
+        "format": {"type": "xml", "xsd": {"local_path": xsd}, "xml_mapping": mapping("pain001.json"), "validate": true}
+    }));
+    let e = f.server.export(&f.token, &spec);
+    assert_eq!(e["status"], "completed", "{e}");
+    let files = e["result"]["files"].as_array().unwrap();
+    assert!(files.len() >= 2, "{e}");
+    for x in files {
+        let p = f.dir.path().join(x["name"].as_str().unwrap());
+        std::fs::write(&p, f.server.download_file(&f.token, e["id"].as_str().unwrap(), x["name"].as_str().unwrap())).unwrap();
+        xmllint_accepts(&xsd, p.to_str().unwrap());
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains(&format!("<NbOfTxs>{}</NbOfTxs>", x["rows"])), "the group header counts this file's rows");
+    }
+    // Limits are checked.
+    let r = f.server.req(
+        "POST",
+        "/v1/exports",
+        Some(&f.token),
+        Some(&f.spec(json!({"max_rows_per_file": 0, "max_bytes_per_file": 10, "format": "csv"}))),
+    );
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("/max_rows_per_file") && r.text().contains("/max_bytes_per_file"), "{}", r.text());
+}

@@ -119,7 +119,16 @@ impl Server {
 
     /// Download an export's file through the 302 and the signed URL; returns the bytes.
     pub fn download(&self, token: &str, id: &str) -> Vec<u8> {
-        let r = self.req("GET", &format!("/v1/exports/{id}/download"), Some(token), None);
+        self.download_path(token, &format!("/v1/exports/{id}/download"))
+    }
+
+    /// Download one named file of an export.
+    pub fn download_file(&self, token: &str, id: &str, name: &str) -> Vec<u8> {
+        self.download_path(token, &format!("/v1/exports/{id}/download?file={name}"))
+    }
+
+    fn download_path(&self, token: &str, route: &str) -> Vec<u8> {
+        let r = self.req("GET", route, Some(token), None);
         assert_eq!(r.status, 302, "download: {}", r.text());
         let url = r.header("location").unwrap().to_string();
         let path = url.strip_prefix(&self.base).expect("signed URL on this host");

@@ -61,6 +61,11 @@ impl<W: Write + Send> PartWriter<W> {
         self.writer.write(batch)
     }
 
+    /// Bytes written so far (row groups flushed, and the one in progress as encoded).
+    pub fn bytes_written(&self) -> usize {
+        self.writer.bytes_written() + self.writer.in_progress_size()
+    }
+
     /// Finish the file; returns the writer and the rows written.
     pub fn finish(self) -> Result<(W, u64)> {
         let rows = self.rows;

@@ -42,6 +42,14 @@ pub struct ExportSpec {
     /// Stop after this many rows (after filtering, in source or sort order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_rows: Option<u64>,
+    /// Split into numbered files (`name-part-00001.csv`, ...) of at most this many rows each;
+    /// each file is valid on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rows_per_file: Option<u64>,
+    /// Split into numbered files of about this many bytes at most (exact for row formats
+    /// without compression; others start a new file once this size is reached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes_per_file: Option<u64>,
     /// File format and its options: `"csv"` or `{"type": "csv", "delimiter": ";"}`.
     pub format: FormatSpec,
     /// Compression of the delivered file.
@@ -456,6 +464,11 @@ pub struct DestinationSpec {
 }
 
 impl ExportSpec {
+    /// The export is written as several files.
+    pub fn splits(&self) -> bool {
+        self.max_rows_per_file.is_some() || self.max_bytes_per_file.is_some()
+    }
+
     /// The row selection in words, one line each (`amount >= 1000`, `booked_at in [from, to)`),
     /// for the header of a report or a workbook's metadata sheet.
     pub fn selection_lines(&self) -> Vec<String> {
@@ -527,6 +540,16 @@ impl ExportSpec {
             {
                 errs.push("/time_range/to", *s, "a timestamp after `from`");
             }
+        }
+        if let Some(n) = self.max_rows_per_file
+            && n == 0
+        {
+            errs.push("/max_rows_per_file", n, "a positive number of rows per file");
+        }
+        if let Some(n) = self.max_bytes_per_file
+            && n < 1024
+        {
+            errs.push("/max_bytes_per_file", n, "bytes per file, at least 1,024");
         }
         if self.max_rows == Some(0) {
             errs.push("/max_rows", 0, "a positive integer");

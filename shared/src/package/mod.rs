@@ -66,6 +66,11 @@ impl<W: Write> HashingWriter<W> {
         self.send(block)
     }
 
+    /// Bytes written so far (buffered ones included).
+    pub fn written(&self) -> u64 {
+        self.bytes + self.block.len() as u64
+    }
+
     /// Write out what is buffered; return the inner writer, the hex SHA-256 and the byte count.
     pub fn finish(mut self) -> io::Result<(W, String, u64)> {
         self.flush_block()?;
@@ -102,6 +107,14 @@ impl<W: Write> Compressor<W> {
         match c {
             Compression::None => Compressor::Plain(inner),
             Compression::Gzip => Compressor::Gzip(Box::new(flate2::write::GzEncoder::new(inner, flate2::Compression::new(6)))),
+        }
+    }
+
+    /// The writer the (compressed) bytes go to.
+    pub fn get_ref(&self) -> &W {
+        match self {
+            Compressor::Plain(w) => w,
+            Compressor::Gzip(g) => g.get_ref(),
         }
     }
 

@@ -17,6 +17,7 @@ use tokio::runtime::Handle;
 
 use super::extract_chunk::write_part;
 use super::plan::mark;
+use super::split::{self, SplitFile, Splitter};
 use super::{ChunkManifest, ExportRef, StageContext, StageError, load_active};
 use crate::blob::{BlobError, LocalFile, keys};
 use crate::format::parquet::{Merger, PartWriter};
@@ -44,18 +45,26 @@ pub async fn encode(ctx: &StageContext, input: ExportRef) -> Result<EncodeOutput
     let schema = source::schema(sctx, &export.spec).await?;
     let out = tempfile::Builder::new().prefix("file-").tempfile_in(&ctx.settings.work_dir)?.into_temp_path();
     let job = Job { ctx: ctx.clone(), export: export.clone(), manifest, schema, out: out.to_path_buf(), handle: Handle::current() };
-    let (sha256, size, rows) = tokio::task::spawn_blocking(move || job.run()).await??;
     let name = file_name(&export);
+    let content_type = content_type(export.spec.format.kind().content_type(), export.spec.compression);
+    if export.spec.splits() {
+        let parts = tokio::task::spawn_blocking(move || job.run_split()).await??;
+        let suffix = format!(".{}{}", export.spec.format.kind().extension(), export.spec.compression.suffix());
+        let mut files = Vec::new();
+        for (i, p) in parts.into_iter().enumerate() {
+            let name = split::part_name(&name, i + 1, &suffix);
+            let key = keys::result_file(&tenant, &export_id, &name);
+            let put = ctx.blobs.put_file(&key, &p.path).await;
+            let _ = std::fs::remove_file(&p.path);
+            put?;
+            files.push(ResultFile { name, size: p.size, rows: p.rows, sha256: p.sha256, content_type: content_type.clone(), key });
+        }
+        return Ok(EncodeOutput { tenant, export_id, files });
+    }
+    let (sha256, size, rows) = tokio::task::spawn_blocking(move || job.run()).await??;
     let key = keys::result_file(&tenant, &export_id, &name);
     ctx.blobs.put_file(&key, &out).await?;
-    let file = ResultFile {
-        name,
-        size,
-        rows,
-        sha256,
-        content_type: content_type(export.spec.format.kind().content_type(), export.spec.compression),
-        key,
-    };
+    let file = ResultFile { name, size, rows, sha256, content_type, key };
     Ok(EncodeOutput { tenant, export_id, files: vec![file] })
 }
 
@@ -188,18 +197,63 @@ impl Job {
         Ok(merger.finish()?)
     }
 
-    /// A format written from batches: the parts' batches (or the merged runs) in order, to one
-    /// encoder writing the file.
-    fn batches(&self) -> Result<u64, StageError> {
+    fn file_context(&self) -> Result<FileContext, StageError> {
         let spec = &self.export.spec;
-        let fctx = FileContext {
+        Ok(FileContext {
             title: self.export.name.clone(),
             export_id: self.export.id.clone(),
             generated_at: chrono::Utc::now(),
             filters: spec.selection_lines(),
             spec: serde_json::to_value(spec).map_err(|e| StageError::internal(e.to_string()))?,
             work_dir: self.ctx.settings.work_dir.clone(),
+        })
+    }
+
+    /// A split export: the batches in order, to files of at most the limits; each file is
+    /// checked against the XSD when the spec asks.
+    fn run_split(self) -> Result<Vec<SplitFile>, StageError> {
+        let spec = &self.export.spec;
+        let fctx = self.file_context()?;
+        let (pipeline, mut merge) = if self.manifest.sorted {
+            let (p, m) = self.open_merge()?;
+            (p, Some(m))
+        } else {
+            (RowPipeline::build(&self.schema, spec).map_err(|e| StageError::invalid(e.to_string()))?, None)
         };
+        let schema = pipeline.output_schema.clone();
+        let mut make = |path: &Path| -> Result<Box<dyn FileEncoder>, StageError> { self.file_encoder_at(&schema, &fctx, path) };
+        let mut splitter = Splitter::new(spec, schema.clone(), &fctx, &mut make);
+        match merge.as_mut() {
+            Some(m) => {
+                while let Some(batch) = m.next_batch()? {
+                    splitter.write(&pipeline.project(&batch)?)?;
+                }
+            }
+            None => {
+                self.each_part(|path| {
+                    for batch in batches::read_part(path)? {
+                        splitter.write(&batch?)?;
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        let files = splitter.finish()?;
+        if spec.format.kind() == FormatKind::Xml && spec.format.0.validate == Some(true) {
+            self.mark(Step::Encode, "validating against the XSD")?;
+            let bundle = self.xml_bundle()?;
+            for f in &files {
+                xml::check_file(&spec.format.0, Some(&bundle), &f.path, &self.ctx.settings.work_dir)?;
+            }
+        }
+        Ok(files)
+    }
+
+    /// A format written from batches: the parts' batches (or the merged runs) in order, to one
+    /// encoder writing the file.
+    fn batches(&self) -> Result<u64, StageError> {
+        let spec = &self.export.spec;
+        let fctx = self.file_context()?;
         let mut rows = 0u64;
         if self.manifest.sorted {
             let (pipeline, mut merge) = self.open_merge()?;
@@ -228,13 +282,17 @@ impl Job {
 
     /// The encoder of a format written from batches; mapped XML compiles its mapping first.
     fn file_encoder(&self, schema: &SchemaRef, fctx: &FileContext) -> Result<Box<dyn FileEncoder>, StageError> {
+        self.file_encoder_at(schema, fctx, &self.out)
+    }
+
+    fn file_encoder_at(&self, schema: &SchemaRef, fctx: &FileContext, out: &Path) -> Result<Box<dyn FileEncoder>, StageError> {
         let spec = &self.export.spec;
         if spec.format.kind() != FormatKind::Xml {
-            return Ok(file_encoder(&spec.format, schema, fctx, &self.out)?);
+            return Ok(file_encoder(&spec.format, schema, fctx, out)?);
         }
         let sort: Vec<String> = spec.sort.iter().map(|k| k.column.clone()).collect();
         let prepared = xml::prepare(&spec.format.0, self.xml_bundle()?, schema, &sort).map_err(|e| StageError::invalid(e.to_string()))?;
-        Ok(xml::mapped_encoder(prepared, schema, fctx, &self.out)?)
+        Ok(xml::mapped_encoder(prepared, schema, fctx, out)?)
     }
 
     fn mark_encoding(&self) -> Result<(), StageError> {
@@ -330,7 +388,7 @@ impl Job {
 }
 
 /// The SHA-256 and size of a written file.
-fn hash_file(path: &Path) -> Result<(String, u64), StageError> {
+pub(crate) fn hash_file(path: &Path) -> Result<(String, u64), StageError> {
     let mut hashing = HashingWriter::new(std::io::sink());
     std::io::copy(&mut std::fs::File::open(path)?, &mut hashing)?;
     let (_, sha, size) = hashing.finish()?;

@@ -164,7 +164,10 @@ enum PartSink {
 
 impl PartSink {
     fn new(spec: &ExportSpec, schema: &SchemaRef, out: &Path) -> Result<Self, StageError> {
-        Ok(match layout(&spec.format.0) {
+        // A split export's files are cut at row counts the parts do not know: its parts are
+        // batches, whatever the format.
+        let layout = if spec.splits() { Layout::Batches } else { layout(&spec.format.0) };
+        Ok(match layout {
             Layout::Rows => {
                 let encoder = row_encoder(&spec.format).ok_or_else(|| StageError::internal("a row format without a row encoder"))?;
                 let file = std::fs::File::create(out)?;

@@ -10,6 +10,7 @@ pub mod extract_chunk;
 pub mod plan;
 pub mod record_failure;
 pub mod record_receipt;
+pub mod split;
 pub mod stage;
 
 pub use stage::Stage;
