@@ -9,6 +9,7 @@ pub mod cells;
 pub mod csv;
 pub mod json;
 pub mod parquet;
+pub mod pdf;
 pub mod tsv;
 pub mod yaml;
 
@@ -34,6 +35,7 @@ pub fn layout(kind: FormatKind) -> Layout {
     match kind {
         FormatKind::Csv | FormatKind::Tsv | FormatKind::Json | FormatKind::Jsonl | FormatKind::Yaml => Layout::Rows,
         FormatKind::Parquet => Layout::Parquet,
+        FormatKind::Pdf => Layout::Batches,
     }
 }
 
@@ -45,8 +47,10 @@ pub fn file_encoder(
     ctx: &FileContext,
     out: &std::path::Path,
 ) -> Result<Box<dyn FileEncoder>, FormatError> {
-    let _ = (schema, ctx, out);
-    Err(FormatError::Internal(format!("`{}` is not written from batches", spec.kind().as_str())))
+    match spec.kind() {
+        FormatKind::Pdf => Ok(Box::new(pdf::PdfEncoder::new(pdf::PdfOptions::from_spec(&spec.0, ctx), schema, ctx, out)?)),
+        _ => Err(FormatError::Internal(format!("`{}` is not written from batches", spec.kind().as_str()))),
+    }
 }
 
 /// Encodes rows of one export; one instance per chunk (instances are cheap).
@@ -76,6 +80,6 @@ pub fn row_encoder(spec: &FormatSpec) -> Option<Box<dyn RowEncoder>> {
         FormatKind::Yaml => Box::new(yaml::YamlEncoder::new(o.decimals_as.unwrap_or_default())),
         FormatKind::Json => Box::new(json::JsonEncoder::new(json::JsonLayout::Array, o.decimals_as.unwrap_or_default())),
         FormatKind::Jsonl => Box::new(json::JsonEncoder::new(json::JsonLayout::Lines, o.decimals_as.unwrap_or_default())),
-        FormatKind::Parquet => return None,
+        FormatKind::Parquet | FormatKind::Pdf => return None,
     })
 }

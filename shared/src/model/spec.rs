@@ -219,9 +219,10 @@ pub enum FormatKind {
     Jsonl,
     Yaml,
     Parquet,
+    Pdf,
 }
 
-pub const FORMAT_KINDS: &str = "csv, tsv, json, jsonl, yaml, parquet";
+pub const FORMAT_KINDS: &str = "csv, tsv, json, jsonl, yaml, parquet, pdf";
 
 impl FormatKind {
     pub fn parse(s: &str) -> Option<Self> {
@@ -232,6 +233,7 @@ impl FormatKind {
             "jsonl" | "ndjson" => Some(Self::Jsonl),
             "yaml" | "yml" => Some(Self::Yaml),
             "parquet" => Some(Self::Parquet),
+            "pdf" => Some(Self::Pdf),
             _ => None,
         }
     }
@@ -244,6 +246,7 @@ impl FormatKind {
             Self::Jsonl => "jsonl",
             Self::Yaml => "yaml",
             Self::Parquet => "parquet",
+            Self::Pdf => "pdf",
         }
     }
 
@@ -260,6 +263,7 @@ impl FormatKind {
             Self::Tsv => &["header", "bom", "null", "line_ending", "formula_guard"],
             Self::Json | Self::Jsonl | Self::Yaml => &["decimals_as"],
             Self::Parquet => &["compression", "row_group_size"],
+            Self::Pdf => &["title", "orientation", "attachment"],
         }
     }
 
@@ -275,6 +279,7 @@ impl FormatKind {
             Self::Jsonl => "application/x-ndjson",
             Self::Yaml => "application/yaml",
             Self::Parquet => "application/vnd.apache.parquet",
+            Self::Pdf => "application/pdf",
         }
     }
 }
@@ -345,6 +350,37 @@ pub struct FormatSpecObject {
     /// parquet: rows per row group (1,024 to 10,000,000; default 131,072).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_group_size: Option<u64>,
+    /// pdf: the report's title (default: the export's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// pdf: `auto` (default: landscape when the columns do not fit portrait), `portrait` or
+    /// `landscape`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orientation: Option<PdfOrientation>,
+    /// pdf: `csv` (default: the data as a CSV export, attached inside the PDF) or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<PdfAttachment>,
+}
+
+/// Page orientation of a PDF report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PdfOrientation {
+    /// Landscape when the columns do not fit portrait at their minimum width.
+    #[default]
+    Auto,
+    Portrait,
+    Landscape,
+}
+
+/// The machine-readable copy of the data a PDF report carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PdfAttachment {
+    /// The CSV export of the same data (default options), as a PDF/A-3 associated file.
+    #[default]
+    Csv,
+    None,
 }
 
 /// Codecs of Parquet column chunks.
@@ -381,6 +417,9 @@ impl FormatSpec {
             decimals_as: None,
             compression: None,
             row_group_size: None,
+            title: None,
+            orientation: None,
+            attachment: None,
         })
     }
 }
@@ -620,6 +659,11 @@ impl ExportSpec {
             && !(1024..=10_000_000).contains(&n)
         {
             errs.push("/format/row_group_size", n, "rows per row group, from 1,024 to 10,000,000");
+        }
+        if let Some(t) = &f.title
+            && (t.trim().is_empty() || t.chars().count() > 200 || t.chars().any(char::is_control))
+        {
+            errs.push("/format/title", t.as_str(), "1 to 200 characters, not blank, without control characters or line breaks");
         }
         if !f.kind.is_row_format() && self.compression != Compression::None {
             let why = if f.kind == FormatKind::Parquet {
