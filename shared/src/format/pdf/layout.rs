@@ -73,11 +73,13 @@ pub fn choose_landscape(orientation: PdfOrientation, natural: &[f32]) -> bool {
     }
 }
 
-/// Column widths that fill `usable` exactly: wider than natural widths share the slack in
-/// proportion; when the natural widths do not fit, narrow columns keep theirs and the wide ones
-/// share what is left equally (so a long text column gives way first). `None` when even
-/// [`FLOOR_COLUMN`] per column does not fit.
-pub fn column_widths(natural: &[f32], usable: f32) -> Option<Vec<f32>> {
+/// Column widths that fill `usable` exactly. Wider than needed, columns share the slack in
+/// proportion to their natural widths. Narrower: the `fixed` columns (numbers, dates,
+/// timestamps: short and useless when cut) keep their natural widths if the others can still
+/// have [`FLOOR_COLUMN`] each, and the text columns give way, the widest first (see [`fill`]);
+/// failing that, all columns give way alike. `None` when even [`FLOOR_COLUMN`] per column does
+/// not fit.
+pub fn column_widths(natural: &[f32], fixed: &[bool], usable: f32) -> Option<Vec<f32>> {
     if natural.is_empty() {
         return Some(Vec::new());
     }
@@ -90,21 +92,32 @@ pub fn column_widths(natural: &[f32], usable: f32) -> Option<Vec<f32>> {
         let k = usable / total;
         return Some(natural.iter().map(|w| w * k).collect());
     }
-    // Water filling: find the cap such that sum(min(w, cap)) == usable.
-    let mut sorted = natural.clone();
+    let is_fixed = |i: usize| fixed.get(i).copied().unwrap_or(false);
+    let fixed_total: f32 = natural.iter().enumerate().filter(|(i, _)| is_fixed(*i)).map(|(_, w)| w).sum();
+    let text: Vec<f32> = natural.iter().enumerate().filter(|(i, _)| !is_fixed(*i)).map(|(_, w)| *w).collect();
+    let left = usable - fixed_total;
+    if !text.is_empty() && left >= text.len() as f32 * FLOOR_COLUMN {
+        let cap = fill(&text, left);
+        return Some(natural.iter().enumerate().map(|(i, w)| if is_fixed(i) { *w } else { w.min(cap) }).collect());
+    }
+    let cap = fill(&natural, usable);
+    Some(natural.iter().map(|w| w.min(cap)).collect())
+}
+
+/// Water filling: the cap such that the widths, each cut to it, add up to `usable` (which is
+/// less than their sum).
+fn fill(widths: &[f32], usable: f32) -> f32 {
+    let mut sorted = widths.to_vec();
     sorted.sort_by(f32::total_cmp);
     let mut left = usable;
-    let mut cap = usable / sorted.len() as f32;
     for (i, w) in sorted.iter().enumerate() {
         let share = left / (sorted.len() - i) as f32;
-        if *w <= share {
-            left -= w;
-        } else {
-            cap = share;
-            break;
+        if *w > share {
+            return share;
         }
+        left -= w;
     }
-    Some(natural.iter().map(|w| w.min(cap)).collect())
+    usable / sorted.len() as f32
 }
 
 #[cfg(test)]
@@ -113,21 +126,32 @@ mod tests {
 
     #[test]
     fn narrow_tables_fill_the_width_in_proportion() {
-        let w = column_widths(&[50.0, 100.0], 300.0).unwrap();
+        let w = column_widths(&[50.0, 100.0], &[], 300.0).unwrap();
         assert!((w[0] - 100.0).abs() < 1e-3 && (w[1] - 200.0).abs() < 1e-3, "{w:?}");
     }
 
     #[test]
     fn wide_columns_give_way_first() {
-        let w = column_widths(&[40.0, 40.0, 200.0, 200.0], 300.0).unwrap();
+        let w = column_widths(&[40.0, 40.0, 200.0, 200.0], &[], 300.0).unwrap();
         assert_eq!(&w[..2], &[40.0, 40.0]);
         assert!((w[2] - 110.0).abs() < 1e-3 && (w[3] - 110.0).abs() < 1e-3, "{w:?}");
         assert!((w.iter().sum::<f32>() - 300.0).abs() < 1e-3);
     }
 
     #[test]
+    fn numbers_and_dates_keep_their_width_while_text_gives_way() {
+        let w = column_widths(&[100.0, 120.0, 200.0, 200.0], &[true, true, false, false], 300.0).unwrap();
+        assert_eq!(&w[..2], &[100.0, 120.0]);
+        assert!((w[2] - 40.0).abs() < 1e-3 && (w[3] - 40.0).abs() < 1e-3, "{w:?}");
+        // When the text columns would get less than the floor, all give way alike.
+        let w = column_widths(&[100.0, 190.0, 200.0], &[true, true, false], 300.0).unwrap();
+        assert!(w[1] < 190.0 && w[2] >= 50.0, "{w:?}");
+        assert!((w.iter().sum::<f32>() - 300.0).abs() < 1e-3);
+    }
+
+    #[test]
     fn too_many_columns_do_not_fit() {
-        assert!(column_widths(&[30.0; 100], 500.0).is_none());
+        assert!(column_widths(&[30.0; 100], &[], 500.0).is_none());
     }
 
     #[test]

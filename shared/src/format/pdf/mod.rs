@@ -186,7 +186,10 @@ struct Report {
     opts: PdfOptions,
     ctx: FileContext,
     names: Vec<String>,
+    /// Right-aligned columns.
     numeric: Vec<bool>,
+    /// Columns that keep their natural width when the page is too narrow (not text).
+    fixed: Vec<bool>,
     /// The generation line and the filter lines of the page header.
     meta_lines: Vec<String>,
     table: Option<Table>,
@@ -204,6 +207,8 @@ impl Report {
         let settings = SerializeSettings { configuration, enable_tagging: false, ..SerializeSettings::default() };
         let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let numeric = schema.fields().iter().map(|f| is_numeric(f.data_type())).collect();
+        let fixed =
+            schema.fields().iter().map(|f| !matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)).collect();
         let generated = format!(
             "Generated {} UTC · export {} · {}",
             ctx.generated_at.format("%Y-%m-%d %H:%M:%S"),
@@ -226,6 +231,7 @@ impl Report {
             ctx,
             names,
             numeric,
+            fixed,
             meta_lines,
             table: None,
             pending: Vec::new(),
@@ -248,7 +254,7 @@ impl Report {
             .collect();
         let landscape = choose_landscape(self.opts.orientation, &natural);
         let page = Page::new(landscape, self.meta_lines.len() - 1);
-        let widths = column_widths(&natural, page.usable_width()).ok_or_else(|| {
+        let widths = column_widths(&natural, &self.fixed, page.usable_width()).ok_or_else(|| {
             FormatError::Invalid(format!(
                 "{} columns do not fit on a {} A4 page (at most {} at {FLOOR_COLUMN} points each); select fewer columns",
                 self.names.len(),
