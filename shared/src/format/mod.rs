@@ -9,6 +9,7 @@ pub mod cells;
 pub mod csv;
 pub mod json;
 pub mod parquet;
+pub mod pdf;
 pub mod tsv;
 pub mod xml;
 pub mod yaml;
@@ -39,6 +40,7 @@ pub fn layout(o: &FormatSpecObject) -> Layout {
         // Mapped XML is written in schema order, with groups and totals: from batches.
         FormatKind::Xml if o.xml_mapping.is_some() => Layout::Batches,
         FormatKind::Xml => Layout::Rows,
+        FormatKind::Pdf => Layout::Batches,
     }
 }
 
@@ -50,8 +52,10 @@ pub fn file_encoder(
     ctx: &FileContext,
     out: &std::path::Path,
 ) -> Result<Box<dyn FileEncoder>, FormatError> {
-    let _ = (schema, ctx, out);
-    Err(FormatError::Internal(format!("`{}` is not written from batches", spec.kind().as_str())))
+    match spec.kind() {
+        FormatKind::Pdf => Ok(Box::new(pdf::PdfEncoder::new(pdf::PdfOptions::from_spec(&spec.0, ctx), schema, ctx, out)?)),
+        _ => Err(FormatError::Internal(format!("`{}` is not written from batches", spec.kind().as_str()))),
+    }
 }
 
 /// Encodes rows of one export; one instance per chunk (instances are cheap).
@@ -82,6 +86,6 @@ pub fn row_encoder(spec: &FormatSpec) -> Option<Box<dyn RowEncoder>> {
         FormatKind::Json => Box::new(json::JsonEncoder::new(json::JsonLayout::Array, o.decimals_as.unwrap_or_default())),
         FormatKind::Jsonl => Box::new(json::JsonEncoder::new(json::JsonLayout::Lines, o.decimals_as.unwrap_or_default())),
         FormatKind::Xml if o.xml_mapping.is_none() => Box::new(xml::generic::GenericXml::new(o)),
-        FormatKind::Parquet | FormatKind::Xml => return None,
+        FormatKind::Parquet | FormatKind::Xml | FormatKind::Pdf => return None,
     })
 }

@@ -228,9 +228,10 @@ pub enum FormatKind {
     Yaml,
     Parquet,
     Xml,
+    Pdf,
 }
 
-pub const FORMAT_KINDS: &str = "csv, tsv, json, jsonl, yaml, parquet, xml";
+pub const FORMAT_KINDS: &str = "csv, tsv, json, jsonl, yaml, parquet, xml, pdf";
 
 impl FormatKind {
     pub fn parse(s: &str) -> Option<Self> {
@@ -242,6 +243,7 @@ impl FormatKind {
             "yaml" | "yml" => Some(Self::Yaml),
             "parquet" => Some(Self::Parquet),
             "xml" => Some(Self::Xml),
+            "pdf" => Some(Self::Pdf),
             _ => None,
         }
     }
@@ -255,6 +257,7 @@ impl FormatKind {
             Self::Yaml => "yaml",
             Self::Parquet => "parquet",
             Self::Xml => "xml",
+            Self::Pdf => "pdf",
         }
     }
 
@@ -266,6 +269,7 @@ impl FormatKind {
             Self::Json | Self::Jsonl | Self::Yaml => &["decimals_as"],
             Self::Parquet => &["compression", "row_group_size"],
             Self::Xml => &["root_element", "row_element", "namespace", "xsd", "xml_mapping", "validate"],
+            Self::Pdf => &["title", "orientation", "attachment"],
         }
     }
 
@@ -282,6 +286,7 @@ impl FormatKind {
             Self::Yaml => "application/yaml",
             Self::Parquet => "application/vnd.apache.parquet",
             Self::Xml => "application/xml",
+            Self::Pdf => "application/pdf",
         }
     }
 }
@@ -371,6 +376,37 @@ pub struct FormatSpecObject {
     /// first errors (line, path, message) when it does not validate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validate: Option<bool>,
+    /// pdf: the report's title (default: the export's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// pdf: `auto` (default: landscape when the columns do not fit portrait), `portrait` or
+    /// `landscape`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orientation: Option<PdfOrientation>,
+    /// pdf: `csv` (default: the data as a CSV export, attached inside the PDF) or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<PdfAttachment>,
+}
+
+/// Page orientation of a PDF report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PdfOrientation {
+    /// Landscape when the columns do not fit portrait at their minimum width.
+    #[default]
+    Auto,
+    Portrait,
+    Landscape,
+}
+
+/// The machine-readable copy of the data a PDF report carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PdfAttachment {
+    /// The CSV export of the same data (default options), as a PDF/A-3 associated file.
+    #[default]
+    Csv,
+    None,
 }
 
 /// Codecs of Parquet column chunks.
@@ -413,6 +449,9 @@ impl FormatSpec {
             xsd: None,
             xml_mapping: None,
             validate: None,
+            title: None,
+            orientation: None,
+            attachment: None,
         })
     }
 }
@@ -670,6 +709,11 @@ impl ExportSpec {
         }
         if f.kind == FormatKind::Xml {
             crate::format::xml::validate_options(f, errs);
+        }
+        if let Some(t) = &f.title
+            && (t.trim().is_empty() || t.chars().count() > 200 || t.chars().any(char::is_control))
+        {
+            errs.push("/format/title", t.as_str(), "1 to 200 characters, not blank, without control characters or line breaks");
         }
         if crate::format::layout(f) != crate::format::Layout::Rows && self.compression != Compression::None {
             let why = if f.kind == FormatKind::Parquet {
