@@ -33,6 +33,14 @@ pub async fn services_from_env() -> Result<Arc<Services>, Error> {
     }
 }
 
+/// A stage function's adapters: on AWS only the store and the blobs (no orchestrator).
+async fn stage_context_from_env() -> Result<crate::pipeline::StageContext, Error> {
+    match std::env::var("EGRESS_BACKEND").as_deref() {
+        Ok("aws") => Ok(crate::aws::stage_context_from_env().await?),
+        _ => Ok(services_from_env().await?.stage_context()),
+    }
+}
+
 /// Serve one API route as a Lambda function behind API Gateway.
 pub async fn run_route(route: Route) -> Result<(), Error> {
     crate::telemetry::init_json();
@@ -50,7 +58,7 @@ pub async fn run_route(route: Route) -> Result<(), Error> {
 /// that stage's code.
 pub async fn run_stage(stage: Stage, handler: Handler) -> Result<(), Error> {
     crate::telemetry::init_json();
-    let ctx = services_from_env().await?.stage_context();
+    let ctx = stage_context_from_env().await?;
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let ctx = ctx.clone();
         let field = |k: &str| event.payload.get(k).and_then(Value::as_str).unwrap_or("").to_string();

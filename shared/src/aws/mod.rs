@@ -75,32 +75,45 @@ pub fn s3_client(config: &aws_config::SdkConfig, force_path_style: bool) -> aws_
 /// [`AwsSettings`].
 pub async fn services_from_env() -> Result<Arc<Services>, String> {
     let aws = AwsSettings::from_env()?;
+    services(&aws, &sdk_config(&aws).await)
+}
+
+/// What a stage function needs, from the environment: the job store and the blobs, without
+/// the Step Functions client (a stage never starts or stops a run, so its binary does not
+/// carry that SDK).
+pub async fn stage_context_from_env() -> Result<crate::pipeline::StageContext, String> {
+    let aws = AwsSettings::from_env()?;
+    stage_context(&aws, &sdk_config(&aws).await)
+}
+
+async fn sdk_config(aws: &AwsSettings) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(url) = &aws.endpoint_url {
         loader = loader.endpoint_url(url);
     }
-    services(&aws, &loader.load().await)
+    loader.load().await
 }
 
-/// The adapters for `aws` with the SDK configuration `config`, and default [`Settings`] with
-/// the work directory `/tmp/egress-work` (created).
-pub fn services(aws: &AwsSettings, config: &aws_config::SdkConfig) -> Result<Arc<Services>, String> {
+/// The job store on DynamoDB, the blobs on S3, and default [`Settings`] with the work
+/// directory `/tmp/egress-work` (created).
+pub fn stage_context(aws: &AwsSettings, config: &aws_config::SdkConfig) -> Result<crate::pipeline::StageContext, String> {
     let store = dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(config), aws.table.clone());
     let work_dir = std::path::PathBuf::from("/tmp/egress-work");
     std::fs::create_dir_all(&work_dir).map_err(|e| format!("{}: {e}", work_dir.display()))?;
     let blobs = s3::S3BlobStore::new(s3_client(config, aws.s3_force_path_style), aws.bucket.clone(), aws.kms_key_id.clone())
         .with_temp_dir(work_dir.clone());
+    Ok(crate::pipeline::StageContext { store: Arc::new(store), blobs: Arc::new(blobs), settings: Arc::new(Settings::new(work_dir)) })
+}
+
+/// The adapters for `aws` with the SDK configuration `config`: [`stage_context`]'s, and the
+/// Step Functions orchestrator when a state machine is named.
+pub fn services(aws: &AwsSettings, config: &aws_config::SdkConfig) -> Result<Arc<Services>, String> {
+    let ctx = stage_context(aws, config)?;
     let orchestrator: Arc<dyn crate::orchestrate::Orchestrator> = match &aws.state_machine_arn {
         Some(arn) => Arc::new(sfn::StepFunctionsOrchestrator::new(aws_sdk_sfn::Client::new(config), arn.clone())?),
         None => Arc::new(NoStateMachine),
     };
-    Ok(Arc::new(Services {
-        store: Arc::new(store),
-        blobs: Arc::new(blobs),
-        orchestrator,
-        settings: Arc::new(Settings::new(work_dir)),
-        limiter: RateLimiter::default(),
-    }))
+    Ok(Arc::new(Services { store: ctx.store, blobs: ctx.blobs, orchestrator, settings: ctx.settings, limiter: RateLimiter::default() }))
 }
 
 /// The orchestrator of a function that was not given the state machine (a stage function):
