@@ -1,9 +1,11 @@
-//! Output formats. Row-streaming formats (CSV, TSV, JSON, JSONL, YAML) implement [`RowEncoder`]: chunks
+//! Output formats. Row-streaming formats (CSV, TSV, JSON, JSONL, YAML, Avro) implement [`RowEncoder`]: chunks
 //! are encoded to parts in parallel and the parts are concatenated between a header and a
 //! footer. Whole-file formats have a structure of their own: Parquet parts are merged row
 //! group by row group (parquet.rs); the others are written from the export's batches in order
 //! by a [`FileEncoder`] (batches.rs).
 
+pub mod arrow_ipc;
+pub mod avro;
 pub mod batches;
 pub mod cells;
 pub mod csv;
@@ -32,8 +34,9 @@ pub enum Layout {
 
 pub fn layout(kind: FormatKind) -> Layout {
     match kind {
-        FormatKind::Csv | FormatKind::Tsv | FormatKind::Json | FormatKind::Jsonl | FormatKind::Yaml => Layout::Rows,
+        FormatKind::Csv | FormatKind::Tsv | FormatKind::Json | FormatKind::Jsonl | FormatKind::Yaml | FormatKind::Avro => Layout::Rows,
         FormatKind::Parquet => Layout::Parquet,
+        FormatKind::Arrow => Layout::Batches,
     }
 }
 
@@ -45,8 +48,11 @@ pub fn file_encoder(
     ctx: &FileContext,
     out: &std::path::Path,
 ) -> Result<Box<dyn FileEncoder>, FormatError> {
-    let _ = (schema, ctx, out);
-    Err(FormatError::Internal(format!("`{}` is not written from batches", spec.kind().as_str())))
+    let _ = ctx;
+    match spec.kind() {
+        FormatKind::Arrow => Ok(Box::new(arrow_ipc::IpcFileEncoder::create(out, schema, &spec.0)?)),
+        _ => Err(FormatError::Internal(format!("`{}` is not written from batches", spec.kind().as_str()))),
+    }
 }
 
 /// Encodes rows of one export; one instance per chunk (instances are cheap).
@@ -55,6 +61,11 @@ pub trait RowEncoder: Send {
     fn header(&self, columns: &[String]) -> Vec<u8>;
     /// Append the rows of `batch`.
     fn encode_batch(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ArrowError>;
+    /// Bytes that end a part: rows the encoder held back to write them together (an Avro
+    /// block). Called once after the part's last batch (none by default).
+    fn finish_part(&mut self, _out: &mut Vec<u8>) -> Result<(), ArrowError> {
+        Ok(())
+    }
     /// Bytes at the very end of the file, which holds `rows` rows (none by default).
     fn footer(&self, _rows: u64) -> Vec<u8> {
         Vec::new()
@@ -67,8 +78,9 @@ pub trait RowEncoder: Send {
     }
 }
 
-/// The encoder of a row format ([`Layout::Rows`]); `None` for a whole-file format.
-pub fn row_encoder(spec: &FormatSpec) -> Option<Box<dyn RowEncoder>> {
+/// The encoder of a row format ([`Layout::Rows`]) for rows of `schema` (the export's output
+/// columns); `None` for a whole-file format.
+pub fn row_encoder(spec: &FormatSpec, schema: &arrow::datatypes::SchemaRef) -> Option<Box<dyn RowEncoder>> {
     let o = &spec.0;
     Some(match spec.kind() {
         FormatKind::Csv => Box::new(csv::CsvEncoder::new(csv::CsvOptions::from_spec(o))),
@@ -76,6 +88,7 @@ pub fn row_encoder(spec: &FormatSpec) -> Option<Box<dyn RowEncoder>> {
         FormatKind::Yaml => Box::new(yaml::YamlEncoder::new(o.decimals_as.unwrap_or_default())),
         FormatKind::Json => Box::new(json::JsonEncoder::new(json::JsonLayout::Array, o.decimals_as.unwrap_or_default())),
         FormatKind::Jsonl => Box::new(json::JsonEncoder::new(json::JsonLayout::Lines, o.decimals_as.unwrap_or_default())),
-        FormatKind::Parquet => return None,
+        FormatKind::Avro => Box::new(avro::AvroEncoder::new(schema, o)),
+        FormatKind::Parquet | FormatKind::Arrow => return None,
     })
 }

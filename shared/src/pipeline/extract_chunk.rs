@@ -166,7 +166,8 @@ impl PartSink {
     fn new(spec: &ExportSpec, schema: &SchemaRef, out: &Path) -> Result<Self, StageError> {
         Ok(match layout(spec.format.kind()) {
             Layout::Rows => {
-                let encoder = row_encoder(&spec.format).ok_or_else(|| StageError::internal("a row format without a row encoder"))?;
+                let encoder =
+                    row_encoder(&spec.format, schema).ok_or_else(|| StageError::internal("a row format without a row encoder"))?;
                 let file = std::fs::File::create(out)?;
                 PartSink::Rows { encoder, file, buf: Vec::with_capacity(FLUSH_BYTES + (1 << 20)), bytes: 0 }
             }
@@ -197,7 +198,8 @@ impl PartSink {
     /// Write what is left; returns the part's size.
     fn finish(self) -> Result<u64, StageError> {
         match self {
-            PartSink::Rows { mut file, buf, bytes, .. } => {
+            PartSink::Rows { mut encoder, mut file, mut buf, bytes } => {
+                encoder.finish_part(&mut buf)?;
                 file.write_all(&buf)?;
                 Ok(bytes + buf.len() as u64)
             }
