@@ -12,6 +12,12 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_egress");
 
+/// The `egress` binary the tests start: `EGRESS_TEST_BIN` when set (a copy of the binary just
+/// built, when other builds share the target folder), else the one cargo built.
+pub fn bin() -> String {
+    std::env::var("EGRESS_TEST_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 /// A running `egress serve`.
 pub struct Server {
     pub child: Child,
@@ -31,7 +37,7 @@ impl Server {
     }
 
     pub fn start_on(data_dir: &Path, dataset_root: &Path, addr: &str, extra: &[&str]) -> Server {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin());
         cmd.args(["--data-dir", data_dir.to_str().unwrap(), "--addr", addr, "serve", "--dataset-root", dataset_root.to_str().unwrap()])
             .args(extra)
             .env("RUST_LOG", "warn")
@@ -59,7 +65,7 @@ impl Server {
 
     /// An API key made with the real CLI (`egress keys create`).
     pub fn key(&self, tenant: &str, permissions: &str) -> String {
-        let out = Command::new(BIN)
+        let out = Command::new(bin())
             .args(["--data-dir", self.data_dir.to_str().unwrap(), "keys", "create", "--tenant", tenant, "--permissions", permissions])
             .output()
             .expect("run egress keys create");
