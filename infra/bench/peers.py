@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
 """Run the best peer tools on the data egress benchmarks, and print one JSON line per tool.
 
-    peers.py --source 'DIR/*.parquet' --format csv|jsonl|parquet --out-dir DIR [--tools duckdb,duckdb1,polars]
+    peers.py --source 'DIR/*.parquet' --format csv|jsonl|parquet|avro|arrow --out-dir DIR [--tools duckdb,duckdb1,polars,pyarrow]
 
 Tools:
   duckdb   COPY (SELECT * FROM read_parquet(SRC)) TO OUT, all threads
   duckdb1  the same with SET threads=1
-  polars   pl.scan_parquet(SRC).sink_csv(OUT) / .sink_ndjson(OUT) / .sink_parquet(OUT, zstd)
+  polars   pl.scan_parquet(SRC).sink_csv(OUT) / .sink_ndjson(OUT) / .sink_parquet(OUT, zstd) /
+           .sink_ipc(OUT, lz4); Avro: .collect().write_avro(OUT, deflate) (no streaming Avro
+           writer; zoned timestamps written without their zone, which Polars requires)
+  pyarrow  Arrow IPC only: pyarrow.feather.write_feather(pq.read_table(SRC), OUT, lz4)
+
+A tool that cannot write the format is left out (DuckDB writes neither Avro nor Arrow IPC).
+The codecs are egress's defaults: deflate for Avro, LZ4 for Arrow IPC.
 
 Each tool runs in its own child process (this script with --run-one). `seconds` is the wall
 clock of the whole child as the parent sees it (interpreter start and imports included);
@@ -28,8 +34,15 @@ import subprocess
 import sys
 import time
 
-TOOLS = ("duckdb", "duckdb1", "polars")
-EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
+TOOLS = ("duckdb", "duckdb1", "polars", "pyarrow")
+EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet", "avro": "avro", "arrow": "arrow"}
+# The formats each tool writes.
+WRITES = {
+    "duckdb": ("csv", "jsonl", "parquet"),
+    "duckdb1": ("csv", "jsonl", "parquet"),
+    "polars": ("csv", "jsonl", "parquet", "avro", "arrow"),
+    "pyarrow": ("arrow",),
+}
 
 
 def sql_string(s: str) -> str:
@@ -60,10 +73,22 @@ def run_one(tool: str, source: str, fmt: str, out: str) -> None:
         frame = pl.scan_parquet(source)
         if fmt == "csv":
             frame.sink_csv(out)
+        elif fmt == "avro":
+            # Polars cannot write a zoned timestamp to Avro: the same instants without the zone.
+            zoned = [n for n, t in frame.collect_schema().items() if isinstance(t, pl.Datetime) and t.time_zone]
+            frame.with_columns(pl.col(zoned).dt.replace_time_zone(None)).collect().write_avro(out, compression="deflate")
+        elif fmt == "arrow":
+            frame.sink_ipc(out, compression="lz4")
         elif fmt == "parquet":
             frame.sink_parquet(out, compression="zstd", row_group_size=131072)
         else:
             frame.sink_ndjson(out)
+    elif tool == "pyarrow":
+        import pyarrow.feather as feather
+        import pyarrow.parquet as pq
+
+        started = time.perf_counter()
+        feather.write_feather(pq.read_table(sorted(glob.glob(source))), out, compression="lz4")
     else:
         raise SystemExit(f"unknown tool {tool!r}")
     print(json.dumps({"tool_seconds": time.perf_counter() - started}), flush=True)
@@ -125,7 +150,7 @@ def main(argv=None) -> int:
     p.add_argument("--source", required=True, help="Parquet file or glob, e.g. 'DIR/*.parquet' (quote it)")
     p.add_argument("--format", required=True, choices=sorted(EXTENSIONS))
     p.add_argument("--out-dir", help="where the outputs go (each is deleted after measuring)")
-    p.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated, from {', '.join(TOOLS)} (default: all)")
+    p.add_argument("--tools", help=f"comma-separated, from {', '.join(TOOLS)} (default: all that write the format)")
     p.add_argument("--run-one", metavar="TOOL", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -136,6 +161,8 @@ def main(argv=None) -> int:
 
     if not args.out_dir:
         p.error("--out-dir is required")
+    if args.tools is None:
+        args.tools = ",".join(t for t in TOOLS if args.format in WRITES[t])
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = [t for t in tools if t not in TOOLS]
     if unknown:

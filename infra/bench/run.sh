@@ -3,7 +3,7 @@
 # calls) and the best peers (DuckDB, DuckDB single-threaded, Polars) export the same synthetic
 # Parquet dataset in the same run; prints a table and ratios.
 #
-#   infra/bench/run.sh [--format csv|jsonl|parquet|pdf] [--rows N] [--compression none|gzip] [--rounds N]
+#   infra/bench/run.sh [--format csv|jsonl|parquet|xlsx|pdf|avro|arrow|xml] [--rows N] [--compression none|gzip] [--rounds N]
 #
 # Tools run interleaved for --rounds rounds (default 2) and each is judged by its best round:
 # on a shared virtual machine the first writer of a run pays for memory the host has not yet

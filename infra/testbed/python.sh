@@ -14,7 +14,7 @@ venv="${EGRESS_VENV:-$repo/.venv}"
 python="${EGRESS_PYTHON:-python3}"
 
 # Bump these together; the stamp holds this exact string.
-requirements="duckdb==2.0.0 polars==2.1.0 pyarrow==26.0.1 pyyaml==6.0.3 openpyxl==3.1.5 xlsxwriter==3.3.1 pikepdf==10.17.0 fastavro==1.13.1"
+requirements="duckdb==2.0.0 polars==2.1.0 pyarrow==26.0.1 pyyaml==6.0.3 openpyxl==3.1.5 xlsxwriter==3.3.1 pikepdf==10.17.0 fastavro==1.13.1 cramjam==2.14.0 backports.zstd==1.8.0"
 stamp="$venv/.egress-stamp"
 
 # A venv whose interpreter is gone (the base Python moved) is rebuilt from scratch.

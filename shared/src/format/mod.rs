@@ -1,9 +1,11 @@
-//! Output formats. Row-streaming formats (CSV, TSV, JSON, JSONL, YAML) implement [`RowEncoder`]: chunks
+//! Output formats. Row-streaming formats (CSV, TSV, JSON, JSONL, YAML, Avro) implement [`RowEncoder`]: chunks
 //! are encoded to parts in parallel and the parts are concatenated between a header and a
 //! footer. Whole-file formats have a structure of their own: Parquet parts are merged row
 //! group by row group (parquet.rs); the others are written from the export's batches in order
 //! by a [`FileEncoder`] (batches.rs).
 
+pub mod arrow_ipc;
+pub mod avro;
 pub mod batches;
 pub mod cells;
 pub mod csv;
@@ -35,12 +37,12 @@ pub enum Layout {
 
 pub fn layout(o: &FormatSpecObject) -> Layout {
     match o.kind {
-        FormatKind::Csv | FormatKind::Tsv | FormatKind::Json | FormatKind::Jsonl | FormatKind::Yaml => Layout::Rows,
+        FormatKind::Csv | FormatKind::Tsv | FormatKind::Json | FormatKind::Jsonl | FormatKind::Yaml | FormatKind::Avro => Layout::Rows,
         FormatKind::Parquet => Layout::Parquet,
         // Mapped XML is written in schema order, with groups and totals: from batches.
         FormatKind::Xml if o.xml_mapping.is_some() => Layout::Batches,
         FormatKind::Xml => Layout::Rows,
-        FormatKind::Pdf => Layout::Batches,
+        FormatKind::Pdf | FormatKind::Arrow => Layout::Batches,
     }
 }
 
@@ -54,6 +56,7 @@ pub fn file_encoder(
 ) -> Result<Box<dyn FileEncoder>, FormatError> {
     match spec.kind() {
         FormatKind::Pdf => Ok(Box::new(pdf::PdfEncoder::new(pdf::PdfOptions::from_spec(&spec.0, ctx), schema, ctx, out)?)),
+        FormatKind::Arrow => Ok(Box::new(arrow_ipc::IpcFileEncoder::create(out, schema, &spec.0)?)),
         _ => Err(FormatError::Internal(format!("`{}` is not written from batches", spec.kind().as_str()))),
     }
 }
@@ -64,6 +67,11 @@ pub trait RowEncoder: Send {
     fn header(&self, columns: &[String]) -> Vec<u8>;
     /// Append the rows of `batch`.
     fn encode_batch(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ArrowError>;
+    /// Bytes that end a part: rows the encoder held back to write them together (an Avro
+    /// block). Called once after the part's last batch (none by default).
+    fn finish_part(&mut self, _out: &mut Vec<u8>) -> Result<(), ArrowError> {
+        Ok(())
+    }
     /// Bytes at the very end of the file, which holds `rows` rows (none by default).
     fn footer(&self, _rows: u64) -> Vec<u8> {
         Vec::new()
@@ -76,8 +84,9 @@ pub trait RowEncoder: Send {
     }
 }
 
-/// The encoder of a row format ([`Layout::Rows`]); `None` for a whole-file format.
-pub fn row_encoder(spec: &FormatSpec) -> Option<Box<dyn RowEncoder>> {
+/// The encoder of a row format ([`Layout::Rows`]) for rows of `schema` (the export's output
+/// columns); `None` for a whole-file format.
+pub fn row_encoder(spec: &FormatSpec, schema: &arrow::datatypes::SchemaRef) -> Option<Box<dyn RowEncoder>> {
     let o = &spec.0;
     Some(match spec.kind() {
         FormatKind::Csv => Box::new(csv::CsvEncoder::new(csv::CsvOptions::from_spec(o))),
@@ -86,6 +95,7 @@ pub fn row_encoder(spec: &FormatSpec) -> Option<Box<dyn RowEncoder>> {
         FormatKind::Json => Box::new(json::JsonEncoder::new(json::JsonLayout::Array, o.decimals_as.unwrap_or_default())),
         FormatKind::Jsonl => Box::new(json::JsonEncoder::new(json::JsonLayout::Lines, o.decimals_as.unwrap_or_default())),
         FormatKind::Xml if o.xml_mapping.is_none() => Box::new(xml::generic::GenericXml::new(o)),
-        FormatKind::Parquet | FormatKind::Xml | FormatKind::Pdf => return None,
+        FormatKind::Avro => Box::new(avro::AvroEncoder::new(schema, o)),
+        FormatKind::Parquet | FormatKind::Xml | FormatKind::Pdf | FormatKind::Arrow => return None,
     })
 }

@@ -20,17 +20,18 @@ use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 
-use crate::model::spec::{FormatSpecObject, ParquetCodec};
+use crate::model::spec::{Codec, FormatSpecObject};
 
 pub const DEFAULT_ROW_GROUP_ROWS: usize = 131_072;
 
 /// Writer properties from the format options.
 pub fn properties(o: &FormatSpecObject) -> WriterProperties {
-    let codec = match o.compression.unwrap_or_default() {
-        ParquetCodec::Zstd => Compression::ZSTD(ZstdLevel::try_new(3).expect("3 is a valid zstd level")),
-        ParquetCodec::Snappy => Compression::SNAPPY,
-        ParquetCodec::Gzip => Compression::GZIP(Default::default()),
-        ParquetCodec::None => Compression::UNCOMPRESSED,
+    let codec = match Codec::of(o) {
+        Codec::Zstd => Compression::ZSTD(ZstdLevel::try_new(3).expect("3 is a valid zstd level")),
+        Codec::Snappy => Compression::SNAPPY,
+        Codec::Gzip => Compression::GZIP(Default::default()),
+        // Refused by `ExportSpec::validate`.
+        Codec::Deflate | Codec::Lz4 | Codec::None => Compression::UNCOMPRESSED,
     };
     let rows = o.row_group_size.map_or(DEFAULT_ROW_GROUP_ROWS, |n| n as usize);
     WriterProperties::builder()

@@ -229,9 +229,12 @@ pub enum FormatKind {
     Parquet,
     Xml,
     Pdf,
+    /// Arrow IPC file format (Feather v2).
+    Arrow,
+    Avro,
 }
 
-pub const FORMAT_KINDS: &str = "csv, tsv, json, jsonl, yaml, parquet, xml, pdf";
+pub const FORMAT_KINDS: &str = "csv, tsv, json, jsonl, yaml, parquet, xml, pdf, arrow, avro";
 
 impl FormatKind {
     pub fn parse(s: &str) -> Option<Self> {
@@ -244,6 +247,8 @@ impl FormatKind {
             "parquet" => Some(Self::Parquet),
             "xml" => Some(Self::Xml),
             "pdf" => Some(Self::Pdf),
+            "arrow" | "ipc" | "feather" => Some(Self::Arrow),
+            "avro" => Some(Self::Avro),
             _ => None,
         }
     }
@@ -258,6 +263,8 @@ impl FormatKind {
             Self::Parquet => "parquet",
             Self::Xml => "xml",
             Self::Pdf => "pdf",
+            Self::Arrow => "arrow",
+            Self::Avro => "avro",
         }
     }
 
@@ -270,6 +277,7 @@ impl FormatKind {
             Self::Parquet => &["compression", "row_group_size"],
             Self::Xml => &["root_element", "row_element", "namespace", "xsd", "xml_mapping", "validate"],
             Self::Pdf => &["title", "orientation", "attachment"],
+            Self::Arrow | Self::Avro => &["compression"],
         }
     }
 
@@ -287,6 +295,10 @@ impl FormatKind {
             Self::Parquet => "application/vnd.apache.parquet",
             Self::Xml => "application/xml",
             Self::Pdf => "application/pdf",
+            Self::Arrow => "application/vnd.apache.arrow.file",
+            // Avro's specification names `application/avro` (and `avro/binary`), neither
+            // registered with IANA; `application/avro` is the one the spec calls standard.
+            Self::Avro => "application/avro",
         }
     }
 }
@@ -351,9 +363,11 @@ pub struct FormatSpecObject {
     /// json, jsonl, yaml: `number` (default) or `string`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decimals_as: Option<DecimalsAs>,
-    /// parquet: the codec of the column chunks, `zstd` (default), `snappy`, `gzip` or `none`.
+    /// parquet: the codec of the column chunks, `zstd` (default), `snappy`, `gzip` or `none`;
+    /// arrow: of the record batches' buffers, `lz4` (default), `zstd` or `none`; avro: of the
+    /// blocks, `deflate` (default), `snappy`, `zstd` or `none` ([`Codec::allowed_for`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compression: Option<ParquetCodec>,
+    pub compression: Option<Codec>,
     /// parquet: rows per row group (1,024 to 10,000,000; default 131,072).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_group_size: Option<u64>,
@@ -409,15 +423,47 @@ pub enum PdfAttachment {
     None,
 }
 
-/// Codecs of Parquet column chunks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Codecs inside a file: of Parquet column chunks, Arrow IPC buffers, Avro blocks. Each
+/// format takes some of them ([`Codec::allowed_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ParquetCodec {
-    #[default]
+pub enum Codec {
     Zstd,
     Snappy,
     Gzip,
+    Deflate,
+    Lz4,
     None,
+}
+
+impl Codec {
+    /// The codecs `kind` can write, its default first; empty for a format without codecs.
+    pub fn allowed_for(kind: FormatKind) -> &'static [Codec] {
+        match kind {
+            FormatKind::Parquet => &[Codec::Zstd, Codec::Snappy, Codec::Gzip, Codec::None],
+            // LZ4 (frame) is Feather's default in pyarrow: fast to write and to read.
+            FormatKind::Arrow => &[Codec::Lz4, Codec::Zstd, Codec::None],
+            // Deflate is one of the two codecs every Avro reader must support (with `null`).
+            FormatKind::Avro => &[Codec::Deflate, Codec::Snappy, Codec::Zstd, Codec::None],
+            _ => &[],
+        }
+    }
+
+    /// The codec of format `o`: the one it names, or the format's default.
+    pub fn of(o: &FormatSpecObject) -> Codec {
+        o.compression.or_else(|| Self::allowed_for(o.kind).first().copied()).unwrap_or(Codec::None)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Codec::Zstd => "zstd",
+            Codec::Snappy => "snappy",
+            Codec::Gzip => "gzip",
+            Codec::Deflate => "deflate",
+            Codec::Lz4 => "lz4",
+            Codec::None => "none",
+        }
+    }
 }
 
 /// Format and options, accepting the short string form too.
@@ -715,9 +761,18 @@ impl ExportSpec {
         {
             errs.push("/format/title", t.as_str(), "1 to 200 characters, not blank, without control characters or line breaks");
         }
-        if crate::format::layout(f) != crate::format::Layout::Rows && self.compression != Compression::None {
-            let why = if f.kind == FormatKind::Parquet {
-                "none for parquet: it compresses inside the file (set format.compression: zstd, snappy, gzip or none)".to_string()
+        if let Some(c) = f.compression {
+            let allowed = Codec::allowed_for(f.kind);
+            if !allowed.contains(&c) {
+                let names: Vec<&str> = allowed.iter().map(|c| c.as_str()).collect();
+                errs.push("/format/compression", c.as_str(), format!("one of {} for {}", names.join(", "), f.kind.as_str()));
+            }
+        }
+        let inner = Codec::allowed_for(f.kind);
+        if (crate::format::layout(f) != crate::format::Layout::Rows || !inner.is_empty()) && self.compression != Compression::None {
+            let why = if !inner.is_empty() {
+                let names: Vec<&str> = inner.iter().map(|c| c.as_str()).collect();
+                format!("none for {}: it compresses inside the file (set format.compression: {})", f.kind.as_str(), names.join(", "))
             } else {
                 format!("none for {}: only the row formats are compressed as a whole file", f.kind.as_str())
             };
@@ -825,6 +880,29 @@ mod tests {
     fn unknown_format_option_is_rejected() {
         let err = parse(json!({"source": {"type": "inline", "rows": []}, "format": {"type": "csv", "delimitr": ";"}})).unwrap_err();
         assert_eq!(err.0[0].pointer, "/format/delimitr");
+    }
+
+    #[test]
+    fn codecs_are_checked_per_format() {
+        for (format, codec, allowed) in [
+            ("avro", "lz4", "one of deflate, snappy, zstd, none for avro"),
+            ("arrow", "snappy", "one of lz4, zstd, none for arrow"),
+            ("parquet", "deflate", "one of zstd, snappy, gzip, none for parquet"),
+        ] {
+            let err =
+                parse(json!({"source": {"type": "inline", "rows": []}, "format": {"type": format, "compression": codec}})).unwrap_err();
+            assert_eq!(
+                (err.0[0].pointer.as_str(), &err.0[0].value, err.0[0].allowed.as_str()),
+                ("/format/compression", &json!(codec), allowed)
+            );
+        }
+        for (format, codec) in [("avro", "zstd"), ("avro", "none"), ("arrow", "lz4"), ("ipc", "zstd"), ("feather", "none")] {
+            parse(json!({"source": {"type": "inline", "rows": []}, "format": {"type": format, "compression": codec}})).unwrap();
+        }
+        // Avro and Arrow compress inside the file, as Parquet does.
+        let err = parse(json!({"source": {"type": "inline", "rows": []}, "format": "avro", "compression": "gzip"})).unwrap_err();
+        assert_eq!(err.0[0].pointer, "/compression");
+        assert!(err.0[0].allowed.contains("deflate, snappy, zstd, none"), "{}", err.0[0].allowed);
     }
 
     #[test]

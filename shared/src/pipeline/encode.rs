@@ -149,8 +149,10 @@ impl Job {
             }
         }
         let hashing = HashingWriter::new(std::fs::File::create(&self.out)?);
-        let mut encoder =
-            row_encoder(&self.export.spec.format).ok_or_else(|| StageError::internal("a row format without a row encoder"))?;
+        let output_schema =
+            RowPipeline::build(&self.schema, &self.export.spec).map_err(|e| StageError::invalid(e.to_string()))?.output_schema;
+        let mut encoder = row_encoder(&self.export.spec.format, &output_schema)
+            .ok_or_else(|| StageError::internal("a row format without a row encoder"))?;
         let mut w = Compressor::new(hashing, self.export.spec.compression);
         w.write_all(&encoder.header(&self.manifest.columns))?;
         let rows = if self.manifest.sorted {
@@ -383,6 +385,8 @@ impl Job {
             }
             buf.clear();
         }
+        encoder.finish_part(&mut buf)?;
+        w.write_all(&buf)?;
         Ok(rows)
     }
 }

@@ -169,7 +169,8 @@ impl PartSink {
         let layout = if spec.splits() { Layout::Batches } else { layout(&spec.format.0) };
         Ok(match layout {
             Layout::Rows => {
-                let encoder = row_encoder(&spec.format).ok_or_else(|| StageError::internal("a row format without a row encoder"))?;
+                let encoder =
+                    row_encoder(&spec.format, schema).ok_or_else(|| StageError::internal("a row format without a row encoder"))?;
                 let file = std::fs::File::create(out)?;
                 PartSink::Rows { encoder, file, buf: Vec::with_capacity(FLUSH_BYTES + (1 << 20)), bytes: 0 }
             }
@@ -200,7 +201,8 @@ impl PartSink {
     /// Write what is left; returns the part's size.
     fn finish(self) -> Result<u64, StageError> {
         match self {
-            PartSink::Rows { mut file, buf, bytes, .. } => {
+            PartSink::Rows { mut encoder, mut file, mut buf, bytes } => {
+                encoder.finish_part(&mut buf)?;
                 file.write_all(&buf)?;
                 Ok(bytes + buf.len() as u64)
             }

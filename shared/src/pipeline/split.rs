@@ -81,7 +81,8 @@ impl<'a> Splitter<'a> {
             .map_err(|e| StageError::transient(e.to_string()))?;
         let cur = match layout(&self.spec.format.0) {
             Layout::Rows => {
-                let encoder = row_encoder(&self.spec.format).ok_or_else(|| StageError::internal("a row format without a row encoder"))?;
+                let encoder = row_encoder(&self.spec.format, &self.schema)
+                    .ok_or_else(|| StageError::internal("a row format without a row encoder"))?;
                 let mut w = Compressor::new(HashingWriter::new(std::fs::File::create(&path)?), self.spec.compression);
                 let columns: Vec<String> = self.schema.fields().iter().map(|f| f.name().clone()).collect();
                 let header = encoder.header(&columns);
@@ -105,7 +106,10 @@ impl<'a> Splitter<'a> {
     fn close(&mut self) -> Result<(), StageError> {
         let Some((cur, path, rows, _)) = self.current.take() else { return Ok(()) };
         let (sha256, size) = match cur {
-            Current::Rows { encoder, mut w, .. } => {
+            Current::Rows { mut encoder, mut w, .. } => {
+                let mut tail = Vec::new();
+                encoder.finish_part(&mut tail)?;
+                w.write_all(&tail)?;
                 w.write_all(&encoder.footer(rows))?;
                 let (_, sha, size) = w.finish()?.finish()?;
                 (sha, size)
@@ -144,7 +148,10 @@ impl<'a> Splitter<'a> {
     }
 
     fn write_slice(&mut self, slice: &RecordBatch) -> Result<(), StageError> {
-        let exact_bytes = self.spec.compression == Compression::None && self.max_bytes != u64::MAX;
+        // Exact only where every row's bytes are known when it is encoded (not an Avro block).
+        let exact_bytes = self.spec.compression == Compression::None
+            && self.max_bytes != u64::MAX
+            && crate::model::spec::Codec::allowed_for(self.spec.format.kind()).is_empty();
         let (cur, path, rows, bytes) = self.current.as_mut().expect("opened");
         match cur {
             Current::Rows { encoder, w, skip } => {
