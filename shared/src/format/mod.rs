@@ -10,6 +10,7 @@ pub mod csv;
 pub mod json;
 pub mod parquet;
 pub mod tsv;
+pub mod xlsx;
 pub mod yaml;
 
 use arrow::error::ArrowError;
@@ -34,6 +35,7 @@ pub fn layout(kind: FormatKind) -> Layout {
     match kind {
         FormatKind::Csv | FormatKind::Tsv | FormatKind::Json | FormatKind::Jsonl | FormatKind::Yaml => Layout::Rows,
         FormatKind::Parquet => Layout::Parquet,
+        FormatKind::Xlsx => Layout::Batches,
     }
 }
 
@@ -45,8 +47,10 @@ pub fn file_encoder(
     ctx: &FileContext,
     out: &std::path::Path,
 ) -> Result<Box<dyn FileEncoder>, FormatError> {
-    let _ = (schema, ctx, out);
-    Err(FormatError::Internal(format!("`{}` is not written from batches", spec.kind().as_str())))
+    match spec.kind() {
+        FormatKind::Xlsx => Ok(Box::new(xlsx::XlsxEncoder::new(xlsx::XlsxOptions::from_spec(&spec.0), schema, ctx, out)?)),
+        other => Err(FormatError::Internal(format!("`{}` is not written from batches", other.as_str()))),
+    }
 }
 
 /// Encodes rows of one export; one instance per chunk (instances are cheap).
@@ -76,6 +80,6 @@ pub fn row_encoder(spec: &FormatSpec) -> Option<Box<dyn RowEncoder>> {
         FormatKind::Yaml => Box::new(yaml::YamlEncoder::new(o.decimals_as.unwrap_or_default())),
         FormatKind::Json => Box::new(json::JsonEncoder::new(json::JsonLayout::Array, o.decimals_as.unwrap_or_default())),
         FormatKind::Jsonl => Box::new(json::JsonEncoder::new(json::JsonLayout::Lines, o.decimals_as.unwrap_or_default())),
-        FormatKind::Parquet => return None,
+        FormatKind::Parquet | FormatKind::Xlsx => return None,
     })
 }

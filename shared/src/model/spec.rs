@@ -219,9 +219,11 @@ pub enum FormatKind {
     Jsonl,
     Yaml,
     Parquet,
+    /// Excel workbook (Office Open XML).
+    Xlsx,
 }
 
-pub const FORMAT_KINDS: &str = "csv, tsv, json, jsonl, yaml, parquet";
+pub const FORMAT_KINDS: &str = "csv, tsv, json, jsonl, yaml, parquet, xlsx";
 
 impl FormatKind {
     pub fn parse(s: &str) -> Option<Self> {
@@ -232,6 +234,7 @@ impl FormatKind {
             "jsonl" | "ndjson" => Some(Self::Jsonl),
             "yaml" | "yml" => Some(Self::Yaml),
             "parquet" => Some(Self::Parquet),
+            "xlsx" | "excel" => Some(Self::Xlsx),
             _ => None,
         }
     }
@@ -244,6 +247,7 @@ impl FormatKind {
             Self::Jsonl => "jsonl",
             Self::Yaml => "yaml",
             Self::Parquet => "parquet",
+            Self::Xlsx => "xlsx",
         }
     }
 
@@ -260,6 +264,7 @@ impl FormatKind {
             Self::Tsv => &["header", "bom", "null", "line_ending", "formula_guard"],
             Self::Json | Self::Jsonl | Self::Yaml => &["decimals_as"],
             Self::Parquet => &["compression", "row_group_size"],
+            Self::Xlsx => &["sheet_name", "metadata_sheet", "header"],
         }
     }
 
@@ -275,6 +280,7 @@ impl FormatKind {
             Self::Jsonl => "application/x-ndjson",
             Self::Yaml => "application/yaml",
             Self::Parquet => "application/vnd.apache.parquet",
+            Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         }
     }
 }
@@ -315,7 +321,7 @@ pub enum DecimalsAs {
 pub struct FormatSpecObject {
     #[serde(rename = "type")]
     pub kind: FormatKind,
-    /// csv, tsv: write a header row (default true).
+    /// csv, tsv, xlsx: write a header row (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<bool>,
     /// csv: one character between fields (default `,`).
@@ -345,6 +351,13 @@ pub struct FormatSpecObject {
     /// parquet: rows per row group (1,024 to 10,000,000; default 131,072).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_group_size: Option<u64>,
+    /// xlsx: the name of the data sheet (default `Data`); further sheets are `<name> (2)`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sheet_name: Option<String>,
+    /// xlsx: add a sheet `Metadata` with the export's id, title, generation time, filters, row
+    /// count and spec (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_sheet: Option<bool>,
 }
 
 /// Codecs of Parquet column chunks.
@@ -381,6 +394,8 @@ impl FormatSpec {
             decimals_as: None,
             compression: None,
             row_group_size: None,
+            sheet_name: None,
+            metadata_sheet: None,
         })
     }
 }
@@ -620,6 +635,11 @@ impl ExportSpec {
             && !(1024..=10_000_000).contains(&n)
         {
             errs.push("/format/row_group_size", n, "rows per row group, from 1,024 to 10,000,000");
+        }
+        if let Some(name) = &f.sheet_name
+            && let Err(why) = crate::format::xlsx::check_sheet_name(name, f.metadata_sheet.unwrap_or(false))
+        {
+            errs.push("/format/sheet_name", name.as_str(), why);
         }
         if !f.kind.is_row_format() && self.compression != Compression::None {
             let why = if f.kind == FormatKind::Parquet {
