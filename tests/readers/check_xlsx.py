@@ -54,7 +54,7 @@ def read_parquet_source(source: str, columns: list[str], where: str) -> pa.Table
         f"SELECT {select} FROM read_parquet('{source}', filename=true, file_row_number=true) "
         f"WHERE {where} ORDER BY filename, file_row_number"
     )
-    return duckdb.connect().execute(q).to_arrow_table()
+    return duckdb.connect().sql(q).to_arrow_table()
 
 
 def declared_type(t: str) -> pa.DataType:

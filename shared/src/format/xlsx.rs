@@ -8,6 +8,7 @@
 //! frozen, with an autofilter over the written range; column widths come from the header and
 //! the first batch. A sheet holds at most 1,048,576 rows (Excel's limit), so after 1,048,575
 //! data rows the next rows go to a new sheet `Data (2)`, `Data (3)`, ... with its own header.
+//! Without a header row there is no frozen pane or autofilter, and a sheet takes 1,048,576 rows.
 //!
 //! What Excel cannot hold, and what is written instead:
 //! - NaN and ±infinity: an empty cell (Excel has no such numbers).
