@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run the best peer tools on the data egress benchmarks, and print one JSON line per tool.
 
-    peers.py --source 'DIR/*.parquet' --format csv|jsonl|parquet|avro|arrow --out-dir DIR [--tools duckdb,duckdb1,polars,pyarrow]
+    peers.py --source 'DIR/*.parquet' --format csv|jsonl|parquet|avro|arrow|xlsx --out-dir DIR [--tools duckdb,duckdb1,polars,pyarrow,xlsxwriter]
 
 Tools:
   duckdb   COPY (SELECT * FROM read_parquet(SRC)) TO OUT, all threads
@@ -10,6 +10,10 @@ Tools:
            .sink_ipc(OUT, lz4); Avro: .collect().write_avro(OUT, deflate) (no streaming Avro
            writer; zoned timestamps written without their zone, which Polars requires)
   pyarrow  Arrow IPC only: pyarrow.feather.write_feather(pq.read_table(SRC), OUT, lz4)
+  xlsxwriter  (xlsx, the only peer for it) Python XlsxWriter in constant_memory mode, fed by
+           pyarrow in batches, writing what egress writes: typed cells with the same number
+           formats, a bold frozen header, autofilter, column widths, text for integers beyond
+           15 digits, empty cells for null and NaN, a new sheet after 1,048,575 rows
 
 A tool that cannot write the format is left out (DuckDB writes neither Avro nor Arrow IPC).
 The codecs are egress's defaults: deflate for Avro, LZ4 for Arrow IPC.
@@ -34,14 +38,15 @@ import subprocess
 import sys
 import time
 
-TOOLS = ("duckdb", "duckdb1", "polars", "pyarrow")
-EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet", "avro": "avro", "arrow": "arrow"}
+TOOLS = ("duckdb", "duckdb1", "polars", "pyarrow", "xlsxwriter")
+EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet", "avro": "avro", "arrow": "arrow", "xlsx": "xlsx"}
 # The formats each tool writes.
 WRITES = {
     "duckdb": ("csv", "jsonl", "parquet"),
     "duckdb1": ("csv", "jsonl", "parquet"),
     "polars": ("csv", "jsonl", "parquet", "avro", "arrow"),
     "pyarrow": ("arrow",),
+    "xlsxwriter": ("xlsx",),
 }
 
 
@@ -49,9 +54,81 @@ def sql_string(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
+def write_xlsx(source: str, out: str) -> None:
+    """The xlsx peer: what egress writes, with XlsxWriter in constant_memory mode."""
+    import datetime
+    import math
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import xlsxwriter
+
+    max_rows, max_exact = 1_048_575, 999_999_999_999_999
+    files = sorted(glob.glob(source))
+    schema = pq.ParquetFile(files[0]).schema_arrow
+    names = schema.names
+    wb = xlsxwriter.Workbook(out, {"constant_memory": True, "remove_timezone": True})
+    bold = wb.add_format({"bold": True})
+    date_fmt = wb.add_format({"num_format": "yyyy-mm-dd"})
+    datetime_fmt = wb.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+    first_date, last_date = datetime.date(1900, 3, 1), datetime.date(9999, 12, 31)
+
+    def writer(t: pa.DataType):
+        if pa.types.is_decimal(t):
+            fmt = wb.add_format({"num_format": "0" if t.scale <= 0 else "0." + "0" * t.scale})
+            return lambda ws, r, c, v: ws.write_number(r, c, float(v), fmt)
+        if pa.types.is_integer(t):
+            return lambda ws, r, c, v: ws.write_number(r, c, v) if -max_exact <= v <= max_exact else ws.write_string(r, c, str(v))
+        if pa.types.is_floating(t):
+            return lambda ws, r, c, v: ws.write_number(r, c, v) if math.isfinite(v) else None
+        if pa.types.is_boolean(t):
+            return lambda ws, r, c, v: ws.write_boolean(r, c, v)
+        if pa.types.is_date(t):
+            return lambda ws, r, c, v: ws.write_datetime(r, c, v, date_fmt) if first_date <= v <= last_date else ws.write_string(r, c, v.isoformat())
+        if pa.types.is_timestamp(t):
+            return lambda ws, r, c, v: ws.write_datetime(r, c, v, datetime_fmt) if first_date <= v.date() <= last_date else ws.write_string(r, c, v.isoformat())
+        return lambda ws, r, c, v: ws.write_string(r, c, v)
+
+    writers = [writer(f.type) for f in schema]
+    sheets = []
+    ws, row = None, max_rows + 1
+    widths = None
+    for path in files:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
+            cols = [col.to_pylist() for col in batch.columns]
+            if widths is None:
+                widths = [
+                    min(60, max(8, 1 + max([len(n) + 2] + [len(str(v)) for v in col[:1000] if v is not None])))
+                    for n, col in zip(names, cols)
+                ]
+            for i in range(batch.num_rows):
+                if row > max_rows:
+                    if ws is not None:
+                        ws.autofilter(0, 0, row - 1, len(names) - 1)
+                    ws = wb.add_worksheet("Data" if not sheets else f"Data ({len(sheets) + 1})")
+                    sheets.append(ws)
+                    for c, w in enumerate(widths):
+                        ws.set_column(c, c, w)
+                    ws.freeze_panes(1, 0)
+                    for c, n in enumerate(names):
+                        ws.write_string(0, c, n, bold)
+                    row = 1
+                for c, w in enumerate(writers):
+                    v = cols[c][i]
+                    if v is not None:
+                        w(ws, row, c, v)
+                row += 1
+    if ws is not None:
+        ws.autofilter(0, 0, row - 1, len(names) - 1)
+    wb.close()
+
+
 def run_one(tool: str, source: str, fmt: str, out: str) -> None:
     """In the child: do the export, then print how long the export call took."""
-    if tool in ("duckdb", "duckdb1"):
+    if tool == "xlsxwriter":
+        started = time.perf_counter()
+        write_xlsx(source, out)
+    elif tool in ("duckdb", "duckdb1"):
         import duckdb
 
         con = duckdb.connect()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command for the benchmark: egress (through the export state machine, and by direct stage
-# calls) and the best peers (DuckDB, DuckDB single-threaded, Polars) export the same synthetic
-# Parquet dataset in the same run; prints a table and ratios.
+# calls) and the best peers (DuckDB, DuckDB single-threaded, Polars; Python XlsxWriter in
+# constant-memory mode for xlsx) export the same synthetic Parquet dataset in the same run;
+# prints a table and ratios.
 #
 #   infra/bench/run.sh [--format csv|jsonl|parquet|xlsx|pdf|avro|arrow|xml] [--rows N] [--compression none|gzip] [--rounds N]
 #
@@ -19,7 +20,7 @@ while [[ $# -gt 0 ]]; do
     --rows) rows="$2"; shift 2 ;;
     --compression) compression="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
-    *) echo "usage: $0 [--format csv|jsonl] [--rows N] [--compression none|gzip] [--rounds N]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--format csv|jsonl|parquet|xlsx] [--rows N] [--compression none|gzip] [--rounds N]" >&2; exit 2 ;;
   esac
 done
 data="${EGRESS_BENCH_DIR:-$root/data}"

@@ -13,6 +13,7 @@ pub mod json;
 pub mod parquet;
 pub mod pdf;
 pub mod tsv;
+pub mod xlsx;
 pub mod xml;
 pub mod yaml;
 
@@ -43,6 +44,7 @@ pub fn layout(o: &FormatSpecObject) -> Layout {
         FormatKind::Xml if o.xml_mapping.is_some() => Layout::Batches,
         FormatKind::Xml => Layout::Rows,
         FormatKind::Pdf | FormatKind::Arrow => Layout::Batches,
+        FormatKind::Xlsx => Layout::Batches,
     }
 }
 
@@ -57,7 +59,8 @@ pub fn file_encoder(
     match spec.kind() {
         FormatKind::Pdf => Ok(Box::new(pdf::PdfEncoder::new(pdf::PdfOptions::from_spec(&spec.0, ctx), schema, ctx, out)?)),
         FormatKind::Arrow => Ok(Box::new(arrow_ipc::IpcFileEncoder::create(out, schema, &spec.0)?)),
-        _ => Err(FormatError::Internal(format!("`{}` is not written from batches", spec.kind().as_str()))),
+        FormatKind::Xlsx => Ok(Box::new(xlsx::XlsxEncoder::new(xlsx::XlsxOptions::from_spec(&spec.0), schema, ctx, out)?)),
+        other => Err(FormatError::Internal(format!("`{}` is not written from batches", other.as_str()))),
     }
 }
 
@@ -96,6 +99,6 @@ pub fn row_encoder(spec: &FormatSpec, schema: &arrow::datatypes::SchemaRef) -> O
         FormatKind::Jsonl => Box::new(json::JsonEncoder::new(json::JsonLayout::Lines, o.decimals_as.unwrap_or_default())),
         FormatKind::Xml if o.xml_mapping.is_none() => Box::new(xml::generic::GenericXml::new(o)),
         FormatKind::Avro => Box::new(avro::AvroEncoder::new(schema, o)),
-        FormatKind::Parquet | FormatKind::Xml | FormatKind::Pdf | FormatKind::Arrow => return None,
+        FormatKind::Parquet | FormatKind::Xml | FormatKind::Pdf | FormatKind::Arrow | FormatKind::Xlsx => return None,
     })
 }

@@ -232,9 +232,11 @@ pub enum FormatKind {
     /// Arrow IPC file format (Feather v2).
     Arrow,
     Avro,
+    /// Excel workbook (Office Open XML).
+    Xlsx,
 }
 
-pub const FORMAT_KINDS: &str = "csv, tsv, json, jsonl, yaml, parquet, xml, pdf, arrow, avro";
+pub const FORMAT_KINDS: &str = "csv, tsv, json, jsonl, yaml, parquet, xml, pdf, arrow, avro, xlsx";
 
 impl FormatKind {
     pub fn parse(s: &str) -> Option<Self> {
@@ -249,6 +251,7 @@ impl FormatKind {
             "pdf" => Some(Self::Pdf),
             "arrow" | "ipc" | "feather" => Some(Self::Arrow),
             "avro" => Some(Self::Avro),
+            "xlsx" | "excel" => Some(Self::Xlsx),
             _ => None,
         }
     }
@@ -265,6 +268,7 @@ impl FormatKind {
             Self::Pdf => "pdf",
             Self::Arrow => "arrow",
             Self::Avro => "avro",
+            Self::Xlsx => "xlsx",
         }
     }
 
@@ -278,6 +282,7 @@ impl FormatKind {
             Self::Xml => &["root_element", "row_element", "namespace", "xsd", "xml_mapping", "validate"],
             Self::Pdf => &["title", "orientation", "attachment"],
             Self::Arrow | Self::Avro => &["compression"],
+            Self::Xlsx => &["sheet_name", "metadata_sheet", "header"],
         }
     }
 
@@ -299,6 +304,7 @@ impl FormatKind {
             // Avro's specification names `application/avro` (and `avro/binary`), neither
             // registered with IANA; `application/avro` is the one the spec calls standard.
             Self::Avro => "application/avro",
+            Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         }
     }
 }
@@ -339,7 +345,7 @@ pub enum DecimalsAs {
 pub struct FormatSpecObject {
     #[serde(rename = "type")]
     pub kind: FormatKind,
-    /// csv, tsv: write a header row (default true).
+    /// csv, tsv, xlsx: write a header row (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<bool>,
     /// csv: one character between fields (default `,`).
@@ -400,6 +406,13 @@ pub struct FormatSpecObject {
     /// pdf: `csv` (default: the data as a CSV export, attached inside the PDF) or `none`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attachment: Option<PdfAttachment>,
+    /// xlsx: the name of the data sheet (default `Data`); further sheets are `<name> (2)`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sheet_name: Option<String>,
+    /// xlsx: add a sheet `Metadata` with the export's id, title, generation time, filters, row
+    /// count and spec (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_sheet: Option<bool>,
 }
 
 /// Page orientation of a PDF report.
@@ -498,6 +511,8 @@ impl FormatSpec {
             title: None,
             orientation: None,
             attachment: None,
+            sheet_name: None,
+            metadata_sheet: None,
         })
     }
 }
@@ -767,6 +782,11 @@ impl ExportSpec {
                 let names: Vec<&str> = allowed.iter().map(|c| c.as_str()).collect();
                 errs.push("/format/compression", c.as_str(), format!("one of {} for {}", names.join(", "), f.kind.as_str()));
             }
+        }
+        if let Some(name) = &f.sheet_name
+            && let Err(why) = crate::format::xlsx::check_sheet_name(name, f.metadata_sheet.unwrap_or(false))
+        {
+            errs.push("/format/sheet_name", name.as_str(), why);
         }
         let inner = Codec::allowed_for(f.kind);
         if (crate::format::layout(f) != crate::format::Layout::Rows || !inner.is_empty()) && self.compression != Compression::None {
