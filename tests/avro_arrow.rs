@@ -7,36 +7,14 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::path::PathBuf;
-
 use serde_json::{Value, json};
-use support::Server;
+use support::{Fixture, dataset_spec};
 
 const ROWS: u64 = 30_000;
 
-struct Fixture {
-    server: Server,
-    dataset: PathBuf,
-    token: String,
-    dir: tempfile::TempDir,
-}
-
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let dataset = dir.path().join("datasets/transactions");
-    support::write_dataset(&dataset, ROWS);
     // Small chunks: six parts for the whole dataset.
-    let server = Server::start(&dir.path().join("data"), &dir.path().join("datasets"), &["--chunk-rows", "5000"]);
-    let token = server.key("acme", "exports:admin");
-    Fixture { server, dataset, token, dir }
-}
-
-fn dataset_spec(f: &Fixture, extra: Value) -> Value {
-    let mut spec = json!({"source": {"type": "dataset", "local_path": f.dataset.to_str().unwrap()}});
-    for (k, v) in extra.as_object().unwrap() {
-        spec[k] = v.clone();
-    }
-    spec
+    Fixture::new(ROWS, 5000)
 }
 
 /// Export `spec`, check the file's name and content type, and save it; returns the path and

@@ -6,40 +6,20 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use egress::format::FileEncoder;
 use egress::format::xlsx::{XlsxEncoder, XlsxOptions};
 use egress::synthetic::transactions;
 use serde_json::{Value, json};
-use support::Server;
+use support::{Fixture, dataset_spec};
 
 const ROWS: u64 = 12_000;
 const CONTENT_TYPE: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
-struct Fixture {
-    server: Server,
-    dataset: PathBuf,
-    token: String,
-    _dir: tempfile::TempDir,
-}
-
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let dataset = dir.path().join("datasets/transactions");
-    support::write_dataset(&dataset, ROWS);
     // Small chunks, so that the workbook is made from several parts in order.
-    let server = Server::start(&dir.path().join("data"), &dir.path().join("datasets"), &["--chunk-rows", "5000"]);
-    let token = server.key("acme", "exports:admin");
-    Fixture { server, dataset, token, _dir: dir }
-}
-
-fn dataset_spec(f: &Fixture, extra: Value) -> Value {
-    let mut spec = json!({"source": {"type": "dataset", "local_path": f.dataset.to_str().unwrap()}});
-    for (k, v) in extra.as_object().unwrap() {
-        spec[k] = v.clone();
-    }
-    spec
+    Fixture::new(ROWS, 5000)
 }
 
 fn save(dir: &Path, name: &str, bytes: &[u8]) -> String {
@@ -76,7 +56,7 @@ fn dataset_export_reads_back_in_openpyxl_and_libreoffice() {
     assert_eq!(file["content_type"], CONTENT_TYPE);
     assert!(file["name"].as_str().unwrap().ends_with(".xlsx"), "{file}");
     let id = e["id"].as_str().unwrap();
-    let path = save(f._dir.path(), "out.xlsx", &f.server.download(&f.token, id));
+    let path = save(f.dir.path(), "out.xlsx", &f.server.download(&f.token, id));
     let source = format!("{}/*.parquet", f.dataset.display());
     let filters = json!(["channel != \"cash\""]).to_string();
     check_xlsx(&[
@@ -126,8 +106,8 @@ fn inline_types_nulls_and_unicode_read_back() {
     let e = f.server.export(&f.token, &spec);
     assert_eq!(e["status"], "completed", "{e}");
     assert_eq!(e["result"]["rows"], 6, "{e}");
-    let path = save(f._dir.path(), "inline.xlsx", &f.server.download(&f.token, e["id"].as_str().unwrap()));
-    let src = save(f._dir.path(), "inline.json", source.to_string().as_bytes());
+    let path = save(f.dir.path(), "inline.xlsx", &f.server.download(&f.token, e["id"].as_str().unwrap()));
+    let src = save(f.dir.path(), "inline.json", source.to_string().as_bytes());
     check_xlsx(&[&path, "--inline", &src, "--columns", cols, "--sheet-name", "Überweisungen 2026", "--soffice"]);
 }
 

@@ -5,42 +5,18 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::path::PathBuf;
-
 use serde_json::{Value, json};
-use support::{Server, check_export};
+use support::{Fixture, check_export, dataset_spec};
 
 const ROWS: u64 = 30_000;
 
-struct Fixture {
-    server: Server,
-    dataset: PathBuf,
-    token: String,
-    _dir: tempfile::TempDir,
-}
-
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let dataset = dir.path().join("datasets/transactions");
-    support::write_dataset(&dataset, ROWS);
     // Small chunks, so that even this dataset is read in parallel parts.
-    let server = Server::start(&dir.path().join("data"), &dir.path().join("datasets"), &["--chunk-rows", "5000"]);
-    let token = server.key("acme", "exports:admin");
-    Fixture { server, dataset, token, _dir: dir }
-}
-
-fn dataset_spec(f: &Fixture, extra: Value) -> Value {
-    let mut spec = json!({"source": {"type": "dataset", "local_path": f.dataset.to_str().unwrap()}});
-    for (k, v) in extra.as_object().unwrap() {
-        spec[k] = v.clone();
-    }
-    spec
+    Fixture::new(ROWS, 5000)
 }
 
 fn save(f: &Fixture, name: &str, bytes: &[u8]) -> String {
-    let p = f._dir.path().join(name);
-    std::fs::write(&p, bytes).unwrap();
-    p.to_str().unwrap().to_string()
+    f.save(name, bytes)
 }
 
 #[test]

@@ -11,25 +11,13 @@ use std::process::Command;
 
 use egress::format::pdf::layout::Page;
 use serde_json::{Value, json};
-use support::Server;
+use support::Fixture;
 
 const ROWS: u64 = 4_000;
 
-struct Fixture {
-    server: Server,
-    dataset: PathBuf,
-    token: String,
-    dir: tempfile::TempDir,
-}
-
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let dataset = dir.path().join("datasets/transactions");
-    support::write_dataset(&dataset, ROWS);
     // Small chunks: the report is fed from several parts, in order.
-    let server = Server::start(&dir.path().join("data"), &dir.path().join("datasets"), &["--chunk-rows", "1500"]);
-    let token = server.key("acme", "exports:admin");
-    Fixture { server, dataset, token, dir }
+    Fixture::new(ROWS, 1500)
 }
 
 fn with(mut spec: Value, format: Value) -> Value {

@@ -6,31 +6,18 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
-use support::Server;
+use support::Fixture;
 
 const ROWS: u64 = 6_000;
 
-struct Fixture {
-    server: Server,
-    dataset: PathBuf,
-    schemas: PathBuf,
-    token: String,
-    dir: tempfile::TempDir,
-}
-
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let dataset = dir.path().join("datasets/transactions");
-    support::write_dataset(&dataset, ROWS);
-    let schemas = dir.path().join("datasets/schemas");
-    copy_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/schemas")), &schemas);
-    let server = Server::start(&dir.path().join("data"), &dir.path().join("datasets"), &["--chunk-rows", "2000"]);
-    let token = server.key("acme", "exports:admin");
-    Fixture { server, dataset, schemas, token, dir }
+    let f = Fixture::new(ROWS, 2000);
+    copy_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/schemas")), &f.dir.path().join("datasets/schemas"));
+    f
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -50,17 +37,20 @@ fn mapping(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
-impl Fixture {
+/// What the XML tests ask of the fixture.
+trait XmlFixture {
+    fn spec(&self, extra: Value) -> Value;
+    fn xsd(&self, rel: &str) -> String;
+    fn export_file(&self, spec: &Value, name: &str) -> String;
+}
+
+impl XmlFixture for Fixture {
     fn spec(&self, extra: Value) -> Value {
-        let mut spec = json!({"source": {"type": "dataset", "local_path": self.dataset.to_str().unwrap()}});
-        for (k, v) in extra.as_object().unwrap() {
-            spec[k] = v.clone();
-        }
-        spec
+        support::dataset_spec(self, extra)
     }
 
     fn xsd(&self, rel: &str) -> String {
-        self.schemas.join(rel).to_str().unwrap().to_string()
+        self.dir.path().join("datasets/schemas").join(rel).to_str().unwrap().to_string()
     }
 
     /// Export, expect completion, download; returns the file's path.
@@ -69,14 +59,7 @@ impl Fixture {
         assert_eq!(e["status"], "completed", "{e}");
         let file = &e["result"]["files"][0];
         assert_eq!(file["content_type"], "application/xml", "{e}");
-        let bytes = self.server.download(&self.token, e["id"].as_str().unwrap());
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, bytes).unwrap();
-        p.to_str().unwrap().to_string()
-    }
-
-    fn source(&self) -> String {
-        format!("{}/*.parquet", self.dataset.display())
+        self.save(name, &self.server.download(&self.token, e["id"].as_str().unwrap()))
     }
 }
 

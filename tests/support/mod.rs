@@ -249,3 +249,45 @@ pub fn check_export(args: &[&str]) {
 pub fn write_dataset(dir: &Path, rows: u64) -> Vec<PathBuf> {
     egress::synthetic::transactions::write_parquet_with(dir, rows, 10_000, 2_500, |_| {}).expect("write dataset")
 }
+
+/// A running `egress` over a synthetic transactions dataset of `rows` rows (under its dataset
+/// root), read in chunks of `chunk_rows` so that even small data is exported in several parts,
+/// and an admin key of tenant `acme`.
+pub struct Fixture {
+    pub server: Server,
+    pub dataset: PathBuf,
+    pub token: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub fn new(rows: u64, chunk_rows: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let dataset = dir.path().join("datasets/transactions");
+        write_dataset(&dataset, rows);
+        let server = Server::start(&dir.path().join("data"), &dir.path().join("datasets"), &["--chunk-rows", &chunk_rows.to_string()]);
+        let token = server.key("acme", "exports:admin");
+        Fixture { server, dataset, token, dir }
+    }
+
+    /// The dataset's files, as a glob the readers take.
+    pub fn source(&self) -> String {
+        format!("{}/*.parquet", self.dataset.display())
+    }
+
+    /// Write `bytes` to `name` in the fixture's folder; returns the path.
+    pub fn save(&self, name: &str, bytes: &[u8]) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.to_str().unwrap().to_string()
+    }
+}
+
+/// A spec over the fixture's dataset, with the fields of `extra` added.
+pub fn dataset_spec(f: &Fixture, extra: Value) -> Value {
+    let mut spec = serde_json::json!({"source": {"type": "dataset", "local_path": f.dataset.to_str().unwrap()}});
+    for (k, v) in extra.as_object().unwrap() {
+        spec[k] = v.clone();
+    }
+    spec
+}
