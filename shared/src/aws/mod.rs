@@ -24,6 +24,9 @@ pub struct AwsSettings {
     pub bucket: String,
     /// `EGRESS_KMS_KEY_ID`: when set, objects are written with SSE-KMS under this key.
     pub kms_key_id: Option<String>,
+    /// `EGRESS_HASH_KEY_ID`: a KMS key of spec HMAC_256 from which each tenant's salt of
+    /// hashed fields is derived (GenerateMac); exports with hashed fields fail without it.
+    pub hash_key_id: Option<String>,
     /// `EGRESS_STATE_MACHINE_ARN`: the export state machine. Only the functions that start or
     /// stop runs (the API) are given it; without it, starting a run is an error.
     pub state_machine_arn: Option<String>,
@@ -57,6 +60,7 @@ impl AwsSettings {
             table: required("EGRESS_TABLE")?,
             bucket: required("EGRESS_BUCKET")?,
             kms_key_id: get("EGRESS_KMS_KEY_ID"),
+            hash_key_id: get("EGRESS_HASH_KEY_ID"),
             state_machine_arn,
             s3_force_path_style,
             endpoint_url: get("AWS_ENDPOINT_URL"),
@@ -94,9 +98,12 @@ pub fn services(aws: &AwsSettings, config: &aws_config::SdkConfig) -> Result<Arc
         Some(arn) => Arc::new(sfn::StepFunctionsOrchestrator::new(aws_sdk_sfn::Client::new(config), arn.clone())?),
         None => Arc::new(NoStateMachine),
     };
+    let keys = kms::KmsKeyService::new(aws_sdk_kms::Client::new(config), aws.kms_key_id.clone().unwrap_or_default())
+        .with_mac_key(aws.hash_key_id.clone());
     Ok(Arc::new(Services {
         store: Arc::new(store),
         blobs: Arc::new(blobs),
+        keys: Arc::new(keys),
         orchestrator,
         settings: Arc::new(Settings::new(work_dir)),
         limiter: RateLimiter::default(),
@@ -184,11 +191,13 @@ mod tests {
             ("EGRESS_BUCKET", "b"),
             ("EGRESS_STATE_MACHINE_ARN", ARN),
             ("EGRESS_KMS_KEY_ID", "alias/egress"),
+            ("EGRESS_HASH_KEY_ID", "alias/egress-hash"),
             ("EGRESS_S3_FORCE_PATH_STYLE", "1"),
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
         ]))
         .unwrap();
         assert_eq!(s.kms_key_id.as_deref(), Some("alias/egress"));
+        assert_eq!(s.hash_key_id.as_deref(), Some("alias/egress-hash"));
         assert_eq!(s.state_machine_arn.as_deref(), Some(ARN));
         assert!(s.s3_force_path_style);
         assert_eq!(s.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
