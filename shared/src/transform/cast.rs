@@ -232,7 +232,7 @@ impl Cast {
             (S::I64(i), Kind::Dec(p, s)) => S::Dec(rescale(i as i128, 0, p, s)?, s),
             (S::F64(f), Kind::F64) => S::F64(f),
             (S::F64(f), Kind::I64) => {
-                if f.is_finite() && f.fract() == 0.0 && f >= -9.223_372_036_854_776e18 && f < 9.223_372_036_854_776e18 {
+                if f.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) {
                     S::I64(f as i64)
                 } else {
                     return Err("not a whole number in the int64 range".into());
