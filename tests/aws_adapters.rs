@@ -368,7 +368,7 @@ async fn kms_tenant_secrets_come_from_generate_mac_and_differ_by_tenant() {
         // Without an HMAC key, the error says which setting is missing.
         let none = KmsKeyService::new(kms, "unused");
         let r = none.tenant_secret("acme", "field-hash-salt").await;
-        assert!(matches!(&r, Err(KeyError::Backend(m)) if m.contains("EGRESS_HASH_KEY_ID")), "{r:?}");
+        assert!(matches!(&r, Err(KeyError::NotConfigured(m)) if m.contains("EGRESS_HASH_KEY_ID")), "{r:?}");
     })
     .await;
 }

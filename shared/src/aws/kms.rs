@@ -79,10 +79,9 @@ impl KeyService for KmsKeyService {
     }
 
     async fn tenant_secret(&self, tenant: &str, purpose: &str) -> Result<[u8; 32], KeyError> {
-        let key = self
-            .mac_key_id
-            .as_deref()
-            .ok_or_else(|| KeyError::Backend("EGRESS_HASH_KEY_ID is not set: hashed fields need a KMS key of spec HMAC_256".into()))?;
+        let key = self.mac_key_id.as_deref().ok_or_else(|| {
+            KeyError::NotConfigured("EGRESS_HASH_KEY_ID is not set: hashed fields need a KMS key of spec HMAC_256".into())
+        })?;
         let out = self
             .client
             .generate_mac()

@@ -17,6 +17,9 @@ pub enum KeyError {
     Decrypt,
     #[error("key service error: {0}")]
     Backend(String),
+    /// The service lacks a key this operation needs (a setting to fix, not worth retrying).
+    #[error("{0}")]
+    NotConfigured(String),
 }
 
 /// A fresh data key: use `plaintext`, store `ciphertext`.

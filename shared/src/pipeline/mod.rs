@@ -218,7 +218,7 @@ pub async fn field_hash_key(ctx: &StageContext, tenant: &str, spec: &crate::mode
     }
     match ctx.keys.tenant_secret(tenant, crate::kms::FIELD_HASH_SALT).await {
         Ok(k) => Ok(Some(k)),
-        Err(crate::kms::KeyError::Backend(m)) if m.contains("is not set") => Err(StageError::invalid(m)),
+        Err(crate::kms::KeyError::NotConfigured(m)) => Err(StageError::invalid(m)),
         Err(e) => Err(StageError::transient(format!("the hash salt could not be derived: {e}"))),
     }
 }
