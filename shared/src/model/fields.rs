@@ -182,6 +182,9 @@ pub fn validate_fields(fields: &[FieldSpec], columns_given: bool, errs: &mut Val
     if columns_given && !fields.is_empty() {
         errs.push("/fields", Value::Null, "either `columns` or `fields`, not both (`fields` selects, orders and renames columns)");
     }
+    if !fields.is_empty() && fields.iter().all(|f| f.from.is_none()) {
+        errs.push("/fields", Value::Null, "at least one field `from` a source column (the rows come from the source)");
+    }
     if fields.len() > MAX_FIELDS {
         errs.push("/fields", fields.len(), format!("at most {MAX_FIELDS} fields"));
     }
@@ -334,6 +337,13 @@ mod tests {
             ]
         );
         assert!(errs[2].1.contains("IANA"), "{:?}", errs[2]);
+    }
+
+    #[test]
+    fn constants_alone_are_not_enough() {
+        let errs = errors(json!([{"name": "a", "constant": 1}]), false);
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].0, "/fields");
     }
 
     #[test]
