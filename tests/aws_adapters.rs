@@ -334,6 +334,46 @@ async fn kms_data_keys_round_trip_only_under_their_context() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kms_tenant_secrets_come_from_generate_mac_and_differ_by_tenant() {
+    let moto = moto::Moto::start();
+    bounded(60, async {
+        let cfg = moto.config();
+        let kms = aws_sdk_kms::Client::new(&cfg);
+        let mac_key = kms
+            .create_key()
+            .key_spec(aws_sdk_kms::types::KeySpec::Hmac256)
+            .key_usage(aws_sdk_kms::types::KeyUsageType::GenerateVerifyMac)
+            .send()
+            .await
+            .expect("create HMAC key")
+            .key_metadata
+            .expect("key metadata")
+            .key_id;
+        let ks = KmsKeyService::new(kms.clone(), kms_key(&cfg).await).with_mac_key(Some(mac_key.clone()));
+        let a = ks.tenant_secret("acme", "field-hash-salt").await.unwrap();
+        assert_eq!(a, ks.tenant_secret("acme", "field-hash-salt").await.unwrap(), "stable");
+        assert_ne!(a, ks.tenant_secret("globex", "field-hash-salt").await.unwrap());
+        assert_ne!(a, ks.tenant_secret("acme", "other").await.unwrap());
+        // The secret is the MAC of the documented message: VerifyMac under the key accepts it.
+        let ok = kms
+            .verify_mac()
+            .key_id(&mac_key)
+            .mac_algorithm(aws_sdk_kms::types::MacAlgorithmSpec::HmacSha256)
+            .message(aws_sdk_kms::primitives::Blob::new(egress::kms::secret_message("acme", "field-hash-salt")))
+            .mac(aws_sdk_kms::primitives::Blob::new(a.to_vec()))
+            .send()
+            .await
+            .unwrap();
+        assert!(ok.mac_valid);
+        // Without an HMAC key, the error says which setting is missing.
+        let none = KmsKeyService::new(kms, "unused");
+        let r = none.tenant_secret("acme", "field-hash-salt").await;
+        assert!(matches!(&r, Err(KeyError::NotConfigured(m)) if m.contains("EGRESS_HASH_KEY_ID")), "{r:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn step_functions_start_once_per_run_and_stop() {
     let moto = moto::Moto::start();
     bounded(60, async {

@@ -31,6 +31,7 @@ async fn an_export_runs_through_the_state_machine_on_dynamodb_and_s3() {
         table: "egress".into(),
         bucket: "egress-data".into(),
         kms_key_id: Some(key.clone()),
+        hash_key_id: None,
         state_machine_arn: None,
         s3_force_path_style: true,
         endpoint_url: None,
@@ -41,11 +42,17 @@ async fn an_export_runs_through_the_state_machine_on_dynamodb_and_s3() {
     settings.chunk_rows = 2_500;
     settings.rate_limit = None;
     let settings = Arc::new(settings);
-    let ctx = StageContext { store: adapters.store.clone(), blobs: adapters.blobs.clone(), settings: settings.clone() };
+    let ctx = StageContext {
+        store: adapters.store.clone(),
+        blobs: adapters.blobs.clone(),
+        keys: adapters.keys.clone(),
+        settings: settings.clone(),
+    };
     let orchestrator = LocalOrchestrator::new(ctx).unwrap();
     let services = Services {
         store: adapters.store.clone(),
         blobs: adapters.blobs.clone(),
+        keys: adapters.keys.clone(),
         orchestrator: orchestrator.clone(),
         settings,
         limiter: RateLimiter::default(),

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::blob::BlobStore;
 use crate::config::Settings;
+use crate::kms::KeyService;
 use crate::orchestrate::Orchestrator;
 use crate::pipeline::StageContext;
 use crate::store::JobStore;
@@ -13,6 +14,8 @@ use crate::store::JobStore;
 pub struct Services {
     pub store: Arc<dyn JobStore>,
     pub blobs: Arc<dyn BlobStore>,
+    /// Keys: tenant secrets such as the salt of hashed fields.
+    pub keys: Arc<dyn KeyService>,
     pub orchestrator: Arc<dyn Orchestrator>,
     pub settings: Arc<Settings>,
     pub limiter: RateLimiter,
@@ -20,7 +23,7 @@ pub struct Services {
 
 impl Services {
     pub fn stage_context(&self) -> StageContext {
-        StageContext { store: self.store.clone(), blobs: self.blobs.clone(), settings: self.settings.clone() }
+        StageContext { store: self.store.clone(), blobs: self.blobs.clone(), keys: self.keys.clone(), settings: self.settings.clone() }
     }
 }
 

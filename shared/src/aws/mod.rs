@@ -24,6 +24,9 @@ pub struct AwsSettings {
     pub bucket: String,
     /// `EGRESS_KMS_KEY_ID`: when set, objects are written with SSE-KMS under this key.
     pub kms_key_id: Option<String>,
+    /// `EGRESS_HASH_KEY_ID`: a KMS key of spec HMAC_256 from which each tenant's salt of
+    /// hashed fields is derived (GenerateMac); exports with hashed fields fail without it.
+    pub hash_key_id: Option<String>,
     /// `EGRESS_STATE_MACHINE_ARN`: the export state machine. Only the functions that start or
     /// stop runs (the API) are given it; without it, starting a run is an error.
     pub state_machine_arn: Option<String>,
@@ -57,6 +60,7 @@ impl AwsSettings {
             table: required("EGRESS_TABLE")?,
             bucket: required("EGRESS_BUCKET")?,
             kms_key_id: get("EGRESS_KMS_KEY_ID"),
+            hash_key_id: get("EGRESS_HASH_KEY_ID"),
             state_machine_arn,
             s3_force_path_style,
             endpoint_url: get("AWS_ENDPOINT_URL"),
@@ -78,7 +82,7 @@ pub async fn services_from_env() -> Result<Arc<Services>, String> {
     services(&aws, &sdk_config(&aws).await)
 }
 
-/// What a stage function needs, from the environment: the job store and the blobs, without
+/// What a stage function needs, from the environment: the job store, the blobs and the keys, without
 /// the Step Functions client (a stage never starts or stops a run, so its binary does not
 /// carry that SDK).
 pub async fn stage_context_from_env() -> Result<crate::pipeline::StageContext, String> {
@@ -94,7 +98,7 @@ async fn sdk_config(aws: &AwsSettings) -> aws_config::SdkConfig {
     loader.load().await
 }
 
-/// The job store on DynamoDB, the blobs on S3, and default [`Settings`] with the work
+/// The job store on DynamoDB, the blobs on S3, the keys on KMS, and default [`Settings`] with the work
 /// directory `/tmp/egress-work` (created).
 pub fn stage_context(aws: &AwsSettings, config: &aws_config::SdkConfig) -> Result<crate::pipeline::StageContext, String> {
     let store = dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(config), aws.table.clone());
@@ -102,7 +106,14 @@ pub fn stage_context(aws: &AwsSettings, config: &aws_config::SdkConfig) -> Resul
     std::fs::create_dir_all(&work_dir).map_err(|e| format!("{}: {e}", work_dir.display()))?;
     let blobs = s3::S3BlobStore::new(s3_client(config, aws.s3_force_path_style), aws.bucket.clone(), aws.kms_key_id.clone())
         .with_temp_dir(work_dir.clone());
-    Ok(crate::pipeline::StageContext { store: Arc::new(store), blobs: Arc::new(blobs), settings: Arc::new(Settings::new(work_dir)) })
+    let keys = kms::KmsKeyService::new(aws_sdk_kms::Client::new(config), aws.kms_key_id.clone().unwrap_or_default())
+        .with_mac_key(aws.hash_key_id.clone());
+    Ok(crate::pipeline::StageContext {
+        store: Arc::new(store),
+        blobs: Arc::new(blobs),
+        keys: Arc::new(keys),
+        settings: Arc::new(Settings::new(work_dir)),
+    })
 }
 
 /// The adapters for `aws` with the SDK configuration `config`: [`stage_context`]'s, and the
@@ -113,7 +124,14 @@ pub fn services(aws: &AwsSettings, config: &aws_config::SdkConfig) -> Result<Arc
         Some(arn) => Arc::new(sfn::StepFunctionsOrchestrator::new(aws_sdk_sfn::Client::new(config), arn.clone())?),
         None => Arc::new(NoStateMachine),
     };
-    Ok(Arc::new(Services { store: ctx.store, blobs: ctx.blobs, orchestrator, settings: ctx.settings, limiter: RateLimiter::default() }))
+    Ok(Arc::new(Services {
+        store: ctx.store,
+        blobs: ctx.blobs,
+        keys: ctx.keys,
+        orchestrator,
+        settings: ctx.settings,
+        limiter: RateLimiter::default(),
+    }))
 }
 
 /// The orchestrator of a function that was not given the state machine (a stage function):
@@ -197,11 +215,13 @@ mod tests {
             ("EGRESS_BUCKET", "b"),
             ("EGRESS_STATE_MACHINE_ARN", ARN),
             ("EGRESS_KMS_KEY_ID", "alias/egress"),
+            ("EGRESS_HASH_KEY_ID", "alias/egress-hash"),
             ("EGRESS_S3_FORCE_PATH_STYLE", "1"),
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
         ]))
         .unwrap();
         assert_eq!(s.kms_key_id.as_deref(), Some("alias/egress"));
+        assert_eq!(s.hash_key_id.as_deref(), Some("alias/egress-hash"));
         assert_eq!(s.state_machine_arn.as_deref(), Some(ARN));
         assert!(s.s3_force_path_style);
         assert_eq!(s.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));

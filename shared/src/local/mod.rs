@@ -76,11 +76,13 @@ impl LocalHost {
         settings.dataset_roots = options.dataset_roots.clone();
         tune(&mut settings);
         let settings = Arc::new(settings);
-        let ctx = StageContext { store: store.clone(), blobs: blobs.clone(), settings: settings.clone() };
+        let keys: Arc<dyn crate::kms::KeyService> = Arc::new(keys);
+        let ctx = StageContext { store: store.clone(), blobs: blobs.clone(), keys: keys.clone(), settings: settings.clone() };
         let orchestrator = LocalOrchestrator::new(ctx).map_err(|e| err(e.to_string()))?;
         let services = Arc::new(Services {
             store: store.clone(),
             blobs: blobs.clone(),
+            keys,
             orchestrator: orchestrator.clone(),
             settings,
             limiter: RateLimiter::default(),

@@ -30,6 +30,10 @@ pub struct ExportSpec {
     /// Columns to export, in this order; all columns of the source when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<String>,
+    /// The output columns, in order, each from a source column (renamed, value-mapped, cast,
+    /// masked) or a constant; instead of `columns`. See [`super::fields`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<super::fields::FieldSpec>,
     /// Row filters, all of which must hold (AND).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<Filter>,
@@ -621,6 +625,7 @@ impl ExportSpec {
                 errs.push(format!("/columns/{i}"), c.as_str(), "each column once");
             }
         }
+        super::fields::validate_fields(&self.fields, !self.columns.is_empty(), &mut errs);
         for (i, f) in self.filters.iter().enumerate() {
             validate_filter_shape(i, f, &mut errs);
         }

@@ -44,7 +44,9 @@ pub async fn encode(ctx: &StageContext, input: ExportRef) -> Result<EncodeOutput
     let sctx = SourceContext { blobs: ctx.blobs.as_ref(), dataset_roots: &ctx.settings.dataset_roots, tenant: &tenant };
     let schema = source::schema(sctx, &export.spec).await?;
     let out = tempfile::Builder::new().prefix("file-").tempfile_in(&ctx.settings.work_dir)?.into_temp_path();
-    let job = Job { ctx: ctx.clone(), export: export.clone(), manifest, schema, out: out.to_path_buf(), handle: Handle::current() };
+    let hash_key = super::field_hash_key(ctx, &tenant, &export.spec).await?;
+    let job =
+        Job { ctx: ctx.clone(), export: export.clone(), manifest, schema, out: out.to_path_buf(), handle: Handle::current(), hash_key };
     let name = file_name(&export);
     let content_type = content_type(export.spec.format.kind().content_type(), export.spec.compression);
     if export.spec.splits() {
@@ -76,6 +78,8 @@ struct Job {
     schema: SchemaRef,
     out: PathBuf,
     handle: Handle,
+    /// The tenant's salt of hashed fields, if any.
+    hash_key: Option<[u8; 32]>,
 }
 
 impl Job {
@@ -348,7 +352,7 @@ impl Job {
         let chunk = self.manifest.chunks[index as usize].clone();
         let local = self.handle.block_on(source::localize(self.ctx.blobs.as_ref(), &chunk))?;
         let tmp = tempfile::Builder::new().prefix("cut-").tempfile_in(&self.ctx.settings.work_dir)?.into_temp_path();
-        write_part(&self.export.spec, &self.schema, &chunk, local.as_ref(), false, need, &tmp, &|| false)?;
+        write_part(&self.export.spec, &self.schema, &chunk, local.as_ref(), false, need, self.hash_key, &tmp, &|| false)?;
         Ok(tmp)
     }
 
@@ -361,7 +365,11 @@ impl Job {
             locals.push(self.part(index, &mut known)?.1);
         }
         self.mark_encoding()?;
-        let pipeline = RowPipeline::build(&self.schema, &self.export.spec).map_err(|e| StageError::invalid(e.to_string()))?;
+        let mut pipeline = RowPipeline::build(&self.schema, &self.export.spec).map_err(|e| StageError::invalid(e.to_string()))?;
+        if let Some(k) = self.hash_key {
+            pipeline.set_hash_key(k);
+        }
+        pipeline.set_row_place("of the sorted file");
         // Runs hold the read columns (sort keys included); the file gets the output columns.
         let read_schema = Arc::new(pipeline.read_schema_of(&self.schema));
         let spec = SortSpec::build(&read_schema, &self.export.spec.sort).map_err(|e| StageError::invalid(e.to_string()))?;

@@ -63,8 +63,10 @@ pub async fn extract_chunk(ctx: &StageContext, input: ChunkItem) -> Result<Extra
         }
     };
     let sorted = manifest.sorted;
+    let hash_key = super::field_hash_key(ctx, &tenant, &spec).await?;
     let (rows, _) =
-        tokio::task::spawn_blocking(move || write_part(&spec, &schema, &chunk, local.as_ref(), sorted, None, &out, &stop)).await??;
+        tokio::task::spawn_blocking(move || write_part(&spec, &schema, &chunk, local.as_ref(), sorted, None, hash_key, &out, &stop))
+            .await??;
     let part_key = keys::part(&tenant, &export_id, index);
     let bytes = ctx.blobs.put_file(&part_key, &tmp).await?;
     let record = ChunkRecord { index, rows, bytes, part_key };
@@ -73,8 +75,8 @@ pub async fn extract_chunk(ctx: &StageContext, input: ChunkItem) -> Result<Extra
 }
 
 /// Read a chunk and write its rows to `out`: encoded rows, or a sorted run. `limit` overrides
-/// the spec's `max_rows` (the encode stage uses it to cut the last part short). Returns rows
-/// and bytes written. Blocking.
+/// the spec's `max_rows` (the encode stage uses it to cut the last part short); `hash_key` is
+/// the tenant's salt when fields are hashed. Returns rows and bytes written. Blocking.
 #[allow(clippy::too_many_arguments)]
 pub fn write_part(
     spec: &ExportSpec,
@@ -83,6 +85,7 @@ pub fn write_part(
     local: Option<&LocalFile>,
     sorted: bool,
     limit: Option<u64>,
+    hash_key: Option<[u8; 32]>,
     out: &Path,
     should_stop: &dyn Fn() -> bool,
 ) -> Result<(u64, u64), StageError> {
@@ -91,6 +94,10 @@ pub fn write_part(
     // A sorted chunk keeps its top rows after sorting, not its first rows.
     pipe_spec.max_rows = if sorted { None } else { max_rows };
     let mut pipeline = RowPipeline::build(schema, &pipe_spec).map_err(|e| StageError::invalid(e.to_string()))?;
+    if let Some(k) = hash_key {
+        pipeline.set_hash_key(k);
+    }
+    pipeline.set_row_place(format!("of the selected rows of {}", describe(chunk)));
     let batches = source::read_chunk(spec, schema, chunk, local, &pipeline.read_columns)?;
     let stopped = || StageError::new(ErrorName::Cancelled, "the export stopped while the chunk was read");
     if sorted {
@@ -152,6 +159,24 @@ pub fn write_part(
         "chunk written"
     );
     Ok((rows, bytes))
+}
+
+/// A chunk in words, for the row an error names: `source rows 1 to 500`, `file x.parquet, row
+/// groups 2 to 3`.
+fn describe(chunk: &ChunkSource) -> String {
+    let name = |f: &source::FileRef| match f {
+        source::FileRef::Blob { key } => key.rsplit('/').next().unwrap_or(key).to_string(),
+        source::FileRef::Local { path } => path.display().to_string(),
+    };
+    match chunk {
+        ChunkSource::Inline { start, end } => format!("source rows {} to {end}", start + 1),
+        ChunkSource::Parquet { file, row_groups, .. } => match (row_groups.first(), row_groups.last()) {
+            (Some(a), Some(b)) if a != b => format!("file {}, row groups {a} to {b} (from 0)", name(file)),
+            (Some(a), _) => format!("file {}, row group {a} (from 0)", name(file)),
+            _ => format!("file {}", name(file)),
+        },
+        ChunkSource::Csv { file } | ChunkSource::Jsonl { file } => format!("file {}", name(file)),
+    }
 }
 
 /// Where a chunk's rows go: encoded rows of a row format, a Parquet file of their own, or

@@ -30,6 +30,8 @@ use crate::store::{JobStore, StoreError};
 pub struct StageContext {
     pub store: Arc<dyn JobStore>,
     pub blobs: Arc<dyn BlobStore>,
+    /// Tenant secrets (the salt of hashed fields).
+    pub keys: Arc<dyn crate::kms::KeyService>,
     pub settings: Arc<Settings>,
 }
 
@@ -206,6 +208,19 @@ impl ChunkManifest {
             Err(BlobError::NotFound(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// The tenant's salt for hashed fields, when the spec hashes any (derived again on each use:
+/// it is never stored, logged or returned).
+pub async fn field_hash_key(ctx: &StageContext, tenant: &str, spec: &crate::model::ExportSpec) -> Result<Option<[u8; 32]>, StageError> {
+    if !spec.fields.iter().any(crate::model::fields::FieldSpec::hashes) {
+        return Ok(None);
+    }
+    match ctx.keys.tenant_secret(tenant, crate::kms::FIELD_HASH_SALT).await {
+        Ok(k) => Ok(Some(k)),
+        Err(crate::kms::KeyError::NotConfigured(m)) => Err(StageError::invalid(m)),
+        Err(e) => Err(StageError::transient(format!("the hash salt could not be derived: {e}"))),
     }
 }
 

@@ -1,7 +1,9 @@
-//! Transforms applied while reading: filters and time window, column selection and order,
-//! the row limit, and sorting (sort.rs). Built once per chunk against the source schema; the
+//! Transforms applied while reading: filters and time window, column selection and order or
+//! field mapping (fields.rs, cast.rs), the row limit, and sorting (sort.rs). Built once per chunk against the source schema; the
 //! same build is what validates a spec against that schema when the export is created.
 
+pub mod cast;
+pub mod fields;
 pub mod filter;
 pub mod sort;
 
@@ -25,6 +27,11 @@ pub struct RowPipeline {
     pub output_schema: SchemaRef,
     /// Rows still allowed by `max_rows` (per chunk: the merge applies the global limit).
     remaining: Option<u64>,
+    /// The field mapping, when the spec has `fields`.
+    fields: Option<fields::FieldPlan>,
+    /// Rows projected so far, and where they are counted (for the row named in an error).
+    projected: std::cell::Cell<u64>,
+    place: String,
 }
 
 fn column_list(schema: &Schema) -> String {
@@ -48,7 +55,18 @@ impl RowPipeline {
         let mut errs = ValidationErrors::new();
         let plain = Schema::new(source.fields().iter().map(|f| Field::new(f.name(), plain_type(f.data_type()), true)).collect::<Vec<_>>());
         let allowed = || format!("a column of the source: {}", column_list(&plain));
-        let out_names: Vec<String> = if spec.columns.is_empty() {
+        let out_names: Vec<String> = if !spec.fields.is_empty() {
+            let mut names = Vec::new();
+            for (i, f) in spec.fields.iter().enumerate() {
+                let Some(from) = &f.from else { continue };
+                if plain.index_of(from).is_err() {
+                    errs.push(format!("/fields/{i}/from"), from.as_str(), allowed());
+                } else if !names.contains(from) {
+                    names.push(from.clone());
+                }
+            }
+            names
+        } else if spec.columns.is_empty() {
             plain.fields().iter().map(|f| f.name().clone()).collect()
         } else {
             for (i, c) in spec.columns.iter().enumerate() {
@@ -75,10 +93,54 @@ impl RowPipeline {
         if let Err(e) = sort::SortSpec::build(&read_schema, &spec.sort) {
             errs.extend(e);
         }
+        let fields = if spec.fields.is_empty() {
+            None
+        } else {
+            match fields::FieldPlan::build(&read_schema, &spec.fields) {
+                Ok(plan) => Some(plan),
+                Err(e) => {
+                    errs.extend(e);
+                    None
+                }
+            }
+        };
         errs.into_result()?;
-        let output: Vec<usize> = out_names.iter().map(|n| read_schema.index_of(n).expect("checked above")).collect();
-        let output_schema = Arc::new(read_schema.project(&output).expect("indices from the schema"));
-        Ok(Self { read_columns, predicate, output, output_schema, remaining: spec.max_rows })
+        let (output, output_schema) = match &fields {
+            Some(plan) => (plan.source_indices(), Arc::new(plan.schema())),
+            None => {
+                let output: Vec<usize> = out_names.iter().map(|n| read_schema.index_of(n).expect("checked above")).collect();
+                let schema = Arc::new(read_schema.project(&output).expect("indices from the schema"));
+                (output, schema)
+            }
+        };
+        Ok(Self {
+            read_columns,
+            predicate,
+            output,
+            output_schema,
+            remaining: spec.max_rows,
+            fields,
+            projected: std::cell::Cell::new(0),
+            place: "of the selected rows".into(),
+        })
+    }
+
+    /// Whether the field mapping hashes values: then [`Self::set_hash_key`] must be called
+    /// with the tenant's salt before the first `project`.
+    pub fn needs_hash_key(&self) -> bool {
+        self.fields.as_ref().is_some_and(fields::FieldPlan::needs_hash_key)
+    }
+
+    pub fn set_hash_key(&mut self, key: [u8; 32]) {
+        if let Some(f) = &mut self.fields {
+            f.set_hash_key(key);
+        }
+    }
+
+    /// Say where the projected rows are counted, e.g. `of chunk 3 (...)`: an error names a row
+    /// as `row N <place>`, N counting the rows this pipeline projected from 1.
+    pub fn set_row_place(&mut self, place: impl Into<String>) {
+        self.place = place.into();
     }
 
     /// Schema of the batches `apply` takes (the read columns, dictionaries unpacked).
@@ -116,11 +178,17 @@ impl RowPipeline {
 
     /// The output columns of a filtered batch, in output order.
     pub fn project(&self, batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
-        let columns: Vec<ArrayRef> = self.output.iter().map(|&i| Arc::clone(batch.column(i))).collect();
+        let first = self.projected.get() + 1;
+        self.projected.set(first - 1 + batch.num_rows() as u64);
+        let columns: Vec<ArrayRef> = match &self.fields {
+            Some(plan) => plan.apply(batch, first, &self.place)?,
+            None => self.output.iter().map(|&i| Arc::clone(batch.column(i))).collect(),
+        };
         RecordBatch::try_new(Arc::clone(&self.output_schema), columns)
     }
 
-    /// Indices of the output columns in a read batch.
+    /// Indices of the read columns the output columns come from, in output order (with
+    /// `fields`: constants have none).
     pub fn output_indices(&self) -> &[usize] {
         &self.output
     }
