@@ -33,11 +33,16 @@ pub async fn services_from_env() -> Result<Arc<Services>, Error> {
     }
 }
 
-/// A stage function's adapters: on AWS only the store and the blobs (no orchestrator).
+/// A stage function's adapters: on AWS the store, the blobs and the keys (no orchestrator, so
+/// a stage binary carries no Step Functions client).
 async fn stage_context_from_env() -> Result<crate::pipeline::StageContext, Error> {
-    match std::env::var("EGRESS_BACKEND").as_deref() {
-        Ok("aws") => Ok(crate::aws::stage_context_from_env().await?),
-        _ => Ok(services_from_env().await?.stage_context()),
+    match std::env::var("EGRESS_BACKEND").unwrap_or_else(|_| "local".into()).as_str() {
+        "aws" => Ok(crate::aws::stage_context_from_env().await?),
+        #[cfg(feature = "local")]
+        "local" => Ok(services_from_env().await?.stage_context()),
+        #[cfg(not(feature = "local"))]
+        "local" => Err("EGRESS_BACKEND `local` is not in this build (built without the `local` feature); use `aws`".into()),
+        other => Err(format!("EGRESS_BACKEND `{other}` is not known; use `aws` or `local`").into()),
     }
 }
 
