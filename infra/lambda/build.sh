@@ -29,9 +29,6 @@ for f in functions/src/bin/api_*.rs functions/src/bin/stage_*.rs; do
     bins+=(--bin "$(basename "$f" .rs)")
 done
 start=$SECONDS
-# Non-PIE executables (no table of relative relocations: about 2 MB less in the encode function)
-# and identical code folding in the linker. cargo-lambda keeps RUSTFLAGS.
-export RUSTFLAGS="${RUSTFLAGS:-} -C relocation-model=static -C link-arg=-Wl,--icf=all"
 cargo lambda build --profile "$profile" --target x86_64-unknown-linux-gnu.2.34 --locked -p egress-functions --no-default-features "${bins[@]}" >&2
 echo "built $(( ${#bins[@]} / 2 )) functions in $((SECONDS - start)) s (profile $profile)"
 
