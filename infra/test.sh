@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs the independent readers (Debian
 # packages: xmllint, qpdf, poppler, LibreOffice; a Python venv with DuckDB, openpyxl, pikepdf,
-# fastavro) and moto server (the AWS emulator), then formatting, lints, the dependency guard,
+# fastavro; asyncssh, aiosmtpd and the GCS emulator as test servers), moto server (the AWS
+# emulator) and Azurite (the Azure Blob emulator), then formatting, lints, the dependency guard,
 # the static checks of the AWS templates, unit tests and end-to-end tests.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,6 +13,8 @@ bash infra/testbed/python.sh
 export EGRESS_TEST_PYTHON="${EGRESS_VENV:-$root/.venv}/bin/python"
 EGRESS_MOTO_PYTHON="$(bash infra/testbed/moto.sh)"
 export EGRESS_MOTO_PYTHON
+EGRESS_AZURITE="$(bash infra/testbed/azurite.sh)"
+export EGRESS_AZURITE
 
 echo "== cargo fmt (${SECONDS}s)"
 cargo fmt --all -- --check

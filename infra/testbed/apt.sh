@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests use as independent readers and validators: xmllint
 # (XSD validation), qpdf and poppler (PDF structure, PDF/A metadata, attachments, rendering),
-# LibreOffice Calc (opens the workbooks), libxml2 (validation at export time). Idempotent:
+# LibreOffice Calc (opens the workbooks), libxml2 (validation at export time), and the tools
+# that decrypt what egress packages: gpg, age, 7z. Idempotent:
 # does nothing when every command is already there. Needs root (or sudo) and the Debian
 # package registry.
 set -euo pipefail
@@ -12,6 +13,9 @@ declare -A wanted=(
     [qpdf]=qpdf
     [pdfinfo]=poppler-utils
     [soffice]=libreoffice-calc-nogui
+    [age]=age
+    [gpg]=gnupg
+    [7z]=p7zip-full
 )
 missing=()
 for cmd in "${!wanted[@]}"; do

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create (or reuse) the Python venv the readers and benchmarks use: duckdb, polars and pyarrow
-# at pinned versions. Idempotent: a stamp file records what was installed, and a run whose
+# Create (or reuse) the Python venv the readers, benchmarks and test servers use: duckdb,
+# polars and pyarrow; asyncssh (SFTP), aiosmtpd (SMTP), the GCS emulator; at pinned versions.
+# Idempotent: a stamp file records what was installed, and a run whose
 # stamp matches does nothing. Prints one line on success; on failure prints pip's output and
 # exits non-zero.
 #
@@ -14,7 +15,7 @@ venv="${EGRESS_VENV:-$repo/.venv}"
 python="${EGRESS_PYTHON:-python3}"
 
 # Bump these together; the stamp holds this exact string.
-requirements="duckdb==2.0.0 polars==2.1.0 pyarrow==26.0.1 pyyaml==6.0.3 openpyxl==3.1.5 xlsxwriter==3.3.1 pikepdf==10.17.0 fastavro==1.13.1 cramjam==2.14.0 backports.zstd==1.8.0"
+requirements="duckdb==2.0.0 polars==2.1.0 pyarrow==26.0.1 pyyaml==6.0.3 openpyxl==3.1.5 xlsxwriter==3.3.1 pikepdf==10.17.0 fastavro==1.13.1 cramjam==2.14.0 backports.zstd==1.8.0 asyncssh==2.24.1 aiosmtpd==1.4.6 gcp-storage-emulator==2026.7.19 croniter==7.0.0"
 stamp="$venv/.egress-stamp"
 
 # A venv whose interpreter is gone (the base Python moved) is rebuilt from scratch.

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod aws;
 pub mod blob;
 pub mod config;
+pub mod deliver;
 pub mod format;
 pub mod kms;
 pub mod lambda;
