@@ -14,6 +14,8 @@
 //! | idempotency  | `T#<tenant>`      | `IDEM#<key>`                      | `request_hash`, `state` (`in_flight`/`done`), `response`, `created_us`, `ttl` |
 //! | audit event  | `T#<tenant>`      | `AUDIT#<seq:020>`                 | `doc` |
 //! | API key      | `APIKEY#<key_id>` | `APIKEY`                          | `tenant`, `doc` |
+//! | record       | `T#<tenant>`      | `REC#<kind>#<id>`                 | `name`, `version`, `doc` ([`super::dynamodb_records`]) |
+//! | record name  | `T#<tenant>`      | `RECNAME#<kind>#<name>`           | `id`: claims the name, written in one transaction with the record |
 //!
 //! Indexes (only exports carry their keys):
 //! - `gsi1`: a tenant's exports by time. `gsi1pk = T#<tenant>#EXPORTS`,
@@ -50,13 +52,13 @@ use crate::store::{
     ApiKeyStore, AuditStore, ExportQuery, ExportStore, IdempotencyBegin, IdempotencyStore, Page, StoreError, StoredResponse,
 };
 
-type Item = HashMap<String, AttributeValue>;
+pub(super) type Item = HashMap<String, AttributeValue>;
 
 /// DynamoDB-backed [`crate::store::JobStore`].
 #[derive(Clone)]
 pub struct DynamoStore {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
 }
 
 const GSI1: &str = "gsi1";
@@ -64,39 +66,39 @@ const GSI2: &str = "gsi2";
 /// Sorts after every character of a `<created_us:020>#<id>` suffix.
 const HIGH: &str = "~";
 
-fn backend(msg: impl Into<String>) -> StoreError {
+pub(super) fn backend(msg: impl Into<String>) -> StoreError {
     StoreError::Backend(msg.into())
 }
 
-fn sdk<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> StoreError {
+pub(super) fn sdk<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> StoreError {
     StoreError::Backend(sdk_error(&e))
 }
 
-fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+pub(super) fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::Backend(sdk_message(&e))
 }
 
 /// True when the call failed on its ConditionExpression.
-fn is_conditional<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+pub(super) fn is_conditional<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException")
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: impl ToString) -> AttributeValue {
+pub(super) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+pub(super) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Ok(v),
         _ => Err(backend(format!("stored item has no string attribute `{name}`"))),
     }
 }
 
-fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreError> {
+pub(super) fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreError> {
     match item.get(name) {
         Some(AttributeValue::N(v)) => v.parse().map_err(|_| backend(format!("stored attribute `{name}` is not a number: {v}"))),
         _ => Err(backend(format!("stored item has no number attribute `{name}`"))),
@@ -111,7 +113,7 @@ fn from_doc<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError
     serde_json::from_str(get_s(item, "doc")?).map_err(|e| backend(format!("stored document does not parse: {e}")))
 }
 
-fn tenant_pk(tenant: &str) -> String {
+pub(super) fn tenant_pk(tenant: &str) -> String {
     format!("T#{tenant}")
 }
 
@@ -144,7 +146,7 @@ fn gsi2_tenant_prefix(tenant: &str) -> String {
     format!("T#{tenant}#")
 }
 
-fn key(pk: String, sk: String) -> Item {
+pub(super) fn key(pk: String, sk: String) -> Item {
     HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
 }
 
@@ -241,7 +243,7 @@ impl DynamoStore {
         Self { client, table: table.into() }
     }
 
-    async fn get_item(&self, key: Item) -> Result<Option<Item>, StoreError> {
+    pub(super) async fn get_item(&self, key: Item) -> Result<Option<Item>, StoreError> {
         let out = self.client.get_item().table_name(&self.table).set_key(Some(key)).consistent_read(true).send().await.map_err(sdk)?;
         Ok(out.item)
     }

@@ -4,6 +4,7 @@
 //! the environment a Lambda function is given.
 
 pub mod dynamodb;
+mod dynamodb_records;
 pub mod kms;
 pub mod s3;
 pub mod sfn;

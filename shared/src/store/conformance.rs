@@ -23,6 +23,7 @@ pub async fn run_all(store: &dyn JobStore) {
     idempotency_claims(store).await;
     api_keys_round_trip(store).await;
     audit_chain_appends_in_order(store).await;
+    records_have_unique_names_and_conditional_writes(store).await;
 }
 
 async fn exports_are_scoped_by_tenant(store: &dyn JobStore) {
@@ -175,4 +176,63 @@ mod tests {
         let store = super::sqlite::SqliteStore::open(&dir.path().join("t.db")).unwrap();
         super::run_all(&store).await;
     }
+}
+
+fn record(tenant: &str, id: &str, name: &str) -> Record {
+    let now = Utc::now();
+    Record {
+        kind: RecordKind::Template,
+        tenant: tenant.into(),
+        id: id.into(),
+        name: name.into(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        doc: json!({"n": name}),
+    }
+}
+
+async fn records_have_unique_names_and_conditional_writes(store: &dyn JobStore) {
+    let t = "t-records";
+    let a = record(t, "tpl_0001", "monthly");
+    store.create_record(&a).await.unwrap();
+    assert!(matches!(store.create_record(&a).await, Err(StoreError::AlreadyExists)), "the id is taken");
+    assert!(matches!(store.create_record(&record(t, "tpl_0002", "monthly")).await, Err(StoreError::AlreadyExists)), "the name is taken");
+    // Another kind and another tenant have names of their own.
+    store.create_record(&Record { kind: RecordKind::Schedule, ..record(t, "tpl_0002", "monthly") }).await.unwrap();
+    store.create_record(&record("t-records-other", "tpl_0002", "monthly")).await.unwrap();
+    assert!(store.get_record(RecordKind::Template, "t-records-other", "tpl_0001").await.unwrap().is_none());
+
+    let by_name = store.get_record_by_name(RecordKind::Template, t, "monthly").await.unwrap().unwrap();
+    assert_eq!((by_name.id.as_str(), by_name.version, &by_name.doc), ("tpl_0001", 1, &json!({"n": "monthly"})));
+
+    let mut changed = by_name.clone();
+    changed.doc = json!({"n": "changed"});
+    let saved = store.put_record_if_version(&changed).await.unwrap();
+    assert_eq!(saved.version, 2);
+    assert!(matches!(store.put_record_if_version(&changed).await, Err(StoreError::Precondition)), "a stale version loses");
+    let renamed = Record { name: "other".into(), ..saved.clone() };
+    assert!(store.put_record_if_version(&renamed).await.is_err(), "the name cannot change");
+    assert_eq!(store.get_record(RecordKind::Template, t, "tpl_0001").await.unwrap().unwrap().doc, json!({"n": "changed"}));
+
+    for i in 3..8 {
+        store.create_record(&record(t, &format!("tpl_{i:04}"), &format!("n{i}"))).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.list_records(RecordKind::Template, t, 2, cursor.as_deref()).await.unwrap();
+        seen.extend(page.items.into_iter().map(|r| r.id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["tpl_0007", "tpl_0006", "tpl_0005", "tpl_0004", "tpl_0003", "tpl_0001"], "newest first, every record once");
+
+    assert!(store.delete_record(RecordKind::Template, t, "tpl_0001").await.unwrap());
+    assert!(!store.delete_record(RecordKind::Template, t, "tpl_0001").await.unwrap());
+    assert!(store.get_record_by_name(RecordKind::Template, t, "monthly").await.unwrap().is_none());
+    store.create_record(&record(t, "tpl_0009", "monthly")).await.expect("a deleted record's name is free again");
+    assert!(matches!(store.put_record_if_version(&saved).await, Err(StoreError::NotFound)), "gone");
 }

@@ -1,11 +1,15 @@
-//! JobStore: where exports, chunk records, idempotency records, API keys and audit events live.
+//! JobStore: where exports, chunk records, idempotency records, API keys, audit events and
+//! records (credentials, recipient keys, settings, templates, schedules) live.
 //! One small trait per capability and a union trait; SQLite (embedded default) implements it
 //! here, DynamoDB next to it. Every state change is a conditional write (see
 //! [`update_export`]), so two writers never both win.
 
 pub mod conformance;
+pub mod records;
 #[cfg(feature = "local")]
 pub mod sqlite;
+#[cfg(feature = "local")]
+mod sqlite_records;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -13,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditEvent;
 use crate::model::{ApiKeyRecord, ChunkRecord, Export, ExportStatus, FormatKind, Progress};
+pub use records::{Record, RecordKind, RecordStore, update_record};
 
 /// What can go wrong in a store, in terms a caller can act on.
 #[derive(Debug, thiserror::Error)]
@@ -129,8 +134,8 @@ pub trait AuditStore: Send + Sync {
 }
 
 /// Everything the service keeps.
-pub trait JobStore: ExportStore + IdempotencyStore + ApiKeyStore + AuditStore {}
-impl<T: ExportStore + IdempotencyStore + ApiKeyStore + AuditStore> JobStore for T {}
+pub trait JobStore: ExportStore + IdempotencyStore + ApiKeyStore + AuditStore + RecordStore {}
+impl<T: ExportStore + IdempotencyStore + ApiKeyStore + AuditStore + RecordStore> JobStore for T {}
 
 /// Why an update did not happen.
 #[derive(Debug, thiserror::Error)]

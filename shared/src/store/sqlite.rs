@@ -48,6 +48,16 @@ CREATE TABLE IF NOT EXISTS api_keys (
     tenant  TEXT NOT NULL,
     doc     TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS records (
+    kind     TEXT NOT NULL,
+    tenant   TEXT NOT NULL,
+    id       TEXT NOT NULL,
+    name     TEXT NOT NULL,
+    version  INTEGER NOT NULL,
+    doc      TEXT NOT NULL,
+    PRIMARY KEY (kind, tenant, id),
+    UNIQUE (kind, tenant, name)
+);
 CREATE TABLE IF NOT EXISTS audit_events (
     tenant  TEXT NOT NULL,
     seq     INTEGER NOT NULL,
@@ -62,7 +72,7 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
 }
 
-fn backend<E: std::fmt::Display>(e: E) -> StoreError {
+pub(super) fn backend<E: std::fmt::Display>(e: E) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
@@ -91,7 +101,7 @@ impl SqliteStore {
     }
 
     /// Run `f` on the connection off the async threads (a busy database may make it wait).
-    async fn with<T: Send + 'static>(
+    pub(super) async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
