@@ -18,15 +18,6 @@ use crate::source::{self, SourceContext, SourceError};
 use crate::store::{ExportQuery, IdempotencyBegin, StoreError, StoredResponse, UpdateError, update_export};
 use crate::transform::RowPipeline;
 
-fn body_bytes(req: &Request) -> &[u8] {
-    match req.body() {
-        Body::Empty => &[],
-        Body::Text(t) => t.as_bytes(),
-        Body::Binary(b) => b,
-        _ => &[],
-    }
-}
-
 /// An export of the caller's tenant, or 404 (another tenant's export is not found, never
 /// forbidden: its existence is not disclosed).
 pub async fn load(svc: &Services, principal: &Principal, id: &str) -> Result<Export, Problem> {
@@ -127,20 +118,7 @@ fn stored_to_response(s: &StoredResponse) -> Response {
 
 pub async fn create(svc: &Services, req: &Request, request_id: &str) -> Result<Response, Problem> {
     let principal = authorize(svc, req, Permission::Generate).await?;
-    let raw = body_bytes(req);
-    if raw.len() > svc.settings.max_body_bytes {
-        return Err(Problem::new(
-            Code::PayloadTooLarge,
-            format!("the body has {} bytes; at most {} are accepted", raw.len(), svc.settings.max_body_bytes),
-        ));
-    }
-    if let Some(ct) = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
-        && !ct.to_ascii_lowercase().contains("json")
-    {
-        return Err(Problem::new(Code::UnsupportedMediaType, format!("Content-Type `{ct}` is not JSON; send application/json")));
-    }
-    let body: Value =
-        serde_json::from_slice(raw).map_err(|e| Problem::new(Code::BadRequest, format!("the body is not valid JSON: {e}")))?;
+    let body = super::json_body(svc, req)?;
     let key = idempotency_key(req)?;
     if let Some(key) = &key {
         // The hash covers the parsed body, so formatting differences are the same request.
@@ -233,37 +211,16 @@ pub async fn list(svc: &Services, req: &Request) -> Result<Response, Problem> {
     });
     let created_after = parse_time(&q, "created_after", &mut errs);
     let created_before = parse_time(&q, "created_before", &mut errs);
-    let limit = match q.get("limit") {
-        None => 20,
-        Some(s) => match s.parse::<usize>() {
-            Ok(n) if (1..=100).contains(&n) => n,
-            _ => {
-                errs.push("/query/limit", s.as_str(), "an integer from 1 to 100");
-                20
-            }
-        },
-    };
-    let cursor = q.get("cursor").cloned();
-    let cursor_text = cursor.clone();
+    let (limit, cursor) = super::page_params(&q, &mut errs);
     if !errs.is_empty() {
-        let mut p = Problem::new(Code::InvalidParameter, format!("query parameters are not valid: {errs}"));
-        p.errors = Some(errs);
-        return Err(p);
+        return Err(super::invalid_query(errs));
     }
     let page = svc
         .store
         .list_exports(&principal.tenant, &ExportQuery { status, format, created_after, created_before, limit, cursor })
         .await
         .map_err(|e| match e {
-            StoreError::InvalidCursor => {
-                let mut p = Problem::new(Code::InvalidParameter, "the cursor is not valid");
-                p.errors = Some(ValidationErrors::single(
-                    "/query/cursor",
-                    cursor_text.clone().unwrap_or_default(),
-                    "a cursor returned as `next_cursor` by this listing",
-                ));
-                p
-            }
+            StoreError::InvalidCursor => super::invalid_cursor(q.get("cursor").map(String::as_str)),
             other => Problem::internal(other),
         })?;
     let items: Vec<Value> = page.items.iter().map(Export::to_api_json).collect();

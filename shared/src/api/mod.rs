@@ -2,11 +2,16 @@
 //! one of them; the local host runs all of them behind [`route`], which does what API Gateway
 //! does (match the path, fill in path and query parameters).
 
+pub mod audit;
 pub mod control;
+pub mod credentials;
 pub mod download;
 pub mod exports;
 pub mod health;
+pub mod lineage;
 pub mod problem;
+pub mod records;
+pub mod settings;
 
 use std::collections::HashMap;
 
@@ -33,11 +38,20 @@ pub enum Route {
     ResumeExport,
     CancelExport,
     RetryExport,
+    GetLineage,
+    CreateCredential,
+    ListCredentials,
+    GetCredential,
+    DeleteCredential,
+    GetSettings,
+    PutSettings,
+    ListAudit,
+    VerifyAudit,
     Health,
 }
 
 impl Route {
-    pub const ALL: [Route; 10] = [
+    pub const ALL: [Route; 19] = [
         Route::CreateExport,
         Route::ListExports,
         Route::GetExport,
@@ -47,6 +61,15 @@ impl Route {
         Route::ResumeExport,
         Route::CancelExport,
         Route::RetryExport,
+        Route::GetLineage,
+        Route::CreateCredential,
+        Route::ListCredentials,
+        Route::GetCredential,
+        Route::DeleteCredential,
+        Route::GetSettings,
+        Route::PutSettings,
+        Route::ListAudit,
+        Route::VerifyAudit,
         Route::Health,
     ];
 
@@ -62,6 +85,15 @@ impl Route {
             Route::ResumeExport => "resume_export",
             Route::CancelExport => "cancel_export",
             Route::RetryExport => "retry_export",
+            Route::GetLineage => "get_lineage",
+            Route::CreateCredential => "create_credential",
+            Route::ListCredentials => "list_credentials",
+            Route::GetCredential => "get_credential",
+            Route::DeleteCredential => "delete_credential",
+            Route::GetSettings => "get_settings",
+            Route::PutSettings => "put_settings",
+            Route::ListAudit => "list_audit",
+            Route::VerifyAudit => "verify_audit",
             Route::Health => "health",
         }
     }
@@ -77,6 +109,15 @@ impl Route {
             Route::ResumeExport => (Method::POST, "/v1/exports/{id}/resume"),
             Route::CancelExport => (Method::POST, "/v1/exports/{id}/cancel"),
             Route::RetryExport => (Method::POST, "/v1/exports/{id}/retry"),
+            Route::GetLineage => (Method::GET, "/v1/exports/{id}/lineage"),
+            Route::CreateCredential => (Method::POST, "/v1/credentials"),
+            Route::ListCredentials => (Method::GET, "/v1/credentials"),
+            Route::GetCredential => (Method::GET, "/v1/credentials/{id}"),
+            Route::DeleteCredential => (Method::DELETE, "/v1/credentials/{id}"),
+            Route::GetSettings => (Method::GET, "/v1/settings"),
+            Route::PutSettings => (Method::PUT, "/v1/settings"),
+            Route::ListAudit => (Method::GET, "/v1/audit"),
+            Route::VerifyAudit => (Method::GET, "/v1/audit/verify"),
             Route::Health => (Method::GET, "/v1/health"),
         }
     }
@@ -95,6 +136,15 @@ impl Route {
             Route::ResumeExport => control::control(svc, &req, &request_id, control::Action::Resume).await,
             Route::CancelExport => control::control(svc, &req, &request_id, control::Action::Cancel).await,
             Route::RetryExport => control::control(svc, &req, &request_id, control::Action::Retry).await,
+            Route::GetLineage => lineage::lineage(svc, &req).await,
+            Route::CreateCredential => credentials::create(svc, &req, &request_id).await,
+            Route::ListCredentials => credentials::list(svc, &req).await,
+            Route::GetCredential => credentials::get(svc, &req).await,
+            Route::DeleteCredential => credentials::delete(svc, &req, &request_id).await,
+            Route::GetSettings => settings::get(svc, &req).await,
+            Route::PutSettings => settings::put(svc, &req, &request_id).await,
+            Route::ListAudit => audit::list(svc, &req).await,
+            Route::VerifyAudit => audit::verify(svc, &req).await,
             Route::Health => health::health(svc).await,
         };
         let mut resp = result.unwrap_or_else(|p| p.into_response(&instance, &request_id));
@@ -209,4 +259,63 @@ pub fn query(req: &Request, allowed: &[&str]) -> Result<HashMap<String, String>,
         p.errors = Some(errs);
         Err(p)
     }
+}
+
+fn body_bytes(req: &Request) -> &[u8] {
+    match req.body() {
+        Body::Empty => &[],
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    }
+}
+
+/// The request body as JSON: at most `max_body_bytes`, a JSON content type when one is given.
+pub fn json_body(svc: &Services, req: &Request) -> Result<Value, Problem> {
+    let raw = body_bytes(req);
+    if raw.len() > svc.settings.max_body_bytes {
+        return Err(Problem::new(
+            Code::PayloadTooLarge,
+            format!("the body has {} bytes; at most {} are accepted", raw.len(), svc.settings.max_body_bytes),
+        ));
+    }
+    if let Some(ct) = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+        && !ct.to_ascii_lowercase().contains("json")
+    {
+        return Err(Problem::new(Code::UnsupportedMediaType, format!("Content-Type `{ct}` is not JSON; send application/json")));
+    }
+    serde_json::from_slice(raw).map_err(|e| Problem::new(Code::BadRequest, format!("the body is not valid JSON: {e}")))
+}
+
+/// `limit` (1 to 100, default 20) and `cursor` of a listing.
+pub fn page_params(q: &HashMap<String, String>, errs: &mut crate::model::ValidationErrors) -> (usize, Option<String>) {
+    let limit = match q.get("limit") {
+        None => 20,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => {
+                errs.push("/query/limit", s.as_str(), "an integer from 1 to 100");
+                20
+            }
+        },
+    };
+    (limit, q.get("cursor").cloned())
+}
+
+/// 400 listing every bad query parameter.
+pub fn invalid_query(errs: crate::model::ValidationErrors) -> Problem {
+    let mut p = Problem::new(Code::InvalidParameter, format!("query parameters are not valid: {errs}"));
+    p.errors = Some(errs);
+    p
+}
+
+/// 400 for a cursor this listing did not hand out.
+pub fn invalid_cursor(cursor: Option<&str>) -> Problem {
+    let mut p = Problem::new(Code::InvalidParameter, "the cursor is not valid");
+    p.errors = Some(crate::model::ValidationErrors::single(
+        "/query/cursor",
+        cursor.unwrap_or_default(),
+        "a cursor returned as `next_cursor` by this listing",
+    ));
+    p
 }

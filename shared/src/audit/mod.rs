@@ -89,15 +89,55 @@ pub async fn append(store: &dyn AuditStore, entry: AuditEntry<'_>) -> Result<Aud
     Err(StoreError::Backend("audit chain contention".into()))
 }
 
+/// Checks a chain event by event, in order from its start, so a long chain is verified page
+/// by page in bounded memory.
+#[derive(Debug, Clone)]
+pub struct ChainVerifier {
+    prev: String,
+    next_seq: u64,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        Self { prev: GENESIS.to_string(), next_seq: 1 }
+    }
+}
+
+impl ChainVerifier {
+    /// Take the next event: `Err` says why it does not fit (edited, or a gap where an event
+    /// was deleted or inserted).
+    pub fn push(&mut self, e: &AuditEvent) -> Result<(), &'static str> {
+        if e.seq != self.next_seq {
+            return Err("a gap in the sequence: an event was deleted");
+        }
+        if e.prev_hash != self.prev {
+            return Err("the event does not chain to the one before it");
+        }
+        if event_hash(e) != e.hash {
+            return Err("the event's content does not match its hash: it was edited");
+        }
+        self.prev = e.hash.clone();
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    /// Events checked so far.
+    pub fn count(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    /// The hash of the last event checked.
+    pub fn head(&self) -> &str {
+        &self.prev
+    }
+}
+
 /// Check a chain read in order from its start: `Err(seq)` names the first event that does not
 /// fit (edited, or a gap where an event was deleted).
 pub fn verify_chain(events: &[AuditEvent]) -> Result<(), u64> {
-    let mut prev = GENESIS.to_string();
-    for (i, e) in events.iter().enumerate() {
-        if e.seq != i as u64 + 1 || e.prev_hash != prev || event_hash(e) != e.hash {
-            return Err(e.seq);
-        }
-        prev = e.hash.clone();
+    let mut v = ChainVerifier::default();
+    for e in events {
+        v.push(e).map_err(|_| e.seq)?;
     }
     Ok(())
 }

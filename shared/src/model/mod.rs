@@ -1,9 +1,12 @@
 //! The domain model: what an export is, what a user asks for, who asks.
 
+pub mod credential;
 pub mod export;
 pub mod fields;
 pub mod ids;
+pub mod notify;
 pub mod principal;
+pub mod settings;
 pub mod spec;
 pub mod validation;
 pub mod xml;

@@ -1,0 +1,8 @@
+//! Lambda: the `verify_audit` API route.
+
+use egress::api::Route;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    egress::lambda::run_route(Route::VerifyAudit).await
+}
