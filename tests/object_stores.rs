@@ -24,8 +24,8 @@ use egress::model::validation::from_json;
 use object_stores::{
     AZURITE_ACCOUNT, AZURITE_KEY, Azurite, GcsEmulator, TokenServer, azure_get, base64, helper, outgoing, part_digests, sha256_hex,
 };
-use sha2::Digest;
 use serde_json::{Value, json};
+use sha2::Digest;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -224,7 +224,8 @@ async fn s3_failures_are_classified_and_leave_nothing_behind() {
         assert_permanent(s3::deliver(&cfg, None, &endpoints, "exp_1", &[short]).await, "99");
 
         // GIVEN an endpoint nobody answers on THEN transient.
-        let mut down = no_settings().with_aws(moto.config().to_builder().endpoint_url(format!("http://127.0.0.1:{}", closed_port())).build());
+        let mut down =
+            no_settings().with_aws(moto.config().to_builder().endpoint_url(format!("http://127.0.0.1:{}", closed_port())).build());
         down.s3_force_path_style = true;
         assert_transient(s3::deliver(&cfg, None, &down, "exp_1", std::slice::from_ref(&small)).await);
     })
@@ -290,7 +291,8 @@ async fn azure_sas_token_delivers() {
         let dir = tempfile::tempdir().unwrap();
         let small = outgoing(dir.path(), "s.csv", 10, 9, "text/csv");
         let big = outgoing(dir.path(), "b.csv", 10 * MIB, 10, "text/csv");
-        let cfg: AzureBlobConfig = from_json(&json!({"account": AZURITE_ACCOUNT, "container": "sas-drop", "credential": "cred_sas"})).unwrap();
+        let cfg: AzureBlobConfig =
+            from_json(&json!({"account": AZURITE_ACCOUNT, "container": "sas-drop", "credential": "cred_sas"})).unwrap();
 
         let ev = azure_blob::deliver(&cfg, &cred, &endpoints, &[small.clone(), big.clone()]).await.expect("deliver with SAS");
 
@@ -329,7 +331,8 @@ async fn azure_failures_are_classified_and_leave_no_blob() {
         }
 
         // GIVEN a container that does not exist THEN 404, permanently.
-        let missing: AzureBlobConfig = from_json(&json!({"account": AZURITE_ACCOUNT, "container": "nowhere", "credential": "cred_az1"})).unwrap();
+        let missing: AzureBlobConfig =
+            from_json(&json!({"account": AZURITE_ACCOUNT, "container": "nowhere", "credential": "cred_az1"})).unwrap();
         assert_permanent(azure_blob::deliver(&missing, &key, &endpoints, std::slice::from_ref(&small)).await, "404");
 
         // GIVEN an endpoint nobody answers on THEN transient.

@@ -5,6 +5,8 @@ Rust code rather than share its mistakes.
   azure-get ENDPOINT ACCOUNT KEY CONTAINER BLOB OUT
       GET a blob with a SharedKey signature computed here; body to OUT, then one JSON line
       {"status": ..., "headers": {...}} on stdout.
+  azure-head ENDPOINT ACCOUNT KEY CONTAINER BLOB
+      The same with HEAD (no body).
   azure-sas ACCOUNT KEY
       An account SAS token (blob service, all resource types, read/write/create/list) valid one
       hour, on stdout.
@@ -31,19 +33,19 @@ import urllib.parse
 SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
 
 
-def azure_get(endpoint, account, key, container, blob, out):
+def azure_get(endpoint, account, key, container, blob, out, method="GET"):
     url = urllib.parse.urlsplit(endpoint)
     path = url.path.rstrip("/") + "/" + container + "/" + urllib.parse.quote(blob, safe="/")
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
     headers = {"x-ms-date": date, "x-ms-version": "2021-08-06"}
     # https://learn.microsoft.com/rest/api/storageservices/authorize-with-shared-key
-    string_to_sign = "GET\n" + "\n" * 11
+    string_to_sign = method + "\n" + "\n" * 11
     string_to_sign += "".join(f"{k}:{headers[k]}\n" for k in sorted(headers))
     string_to_sign += f"/{account}{path}"
     digest = hmac.new(base64.b64decode(key), string_to_sign.encode(), hashlib.sha256).digest()
     headers["Authorization"] = f"SharedKey {account}:{base64.b64encode(digest).decode()}"
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
-    conn.request("GET", path, headers=headers)
+    conn.request(method, path, headers=headers)
     resp = conn.getresponse()
     with open(out, "wb") as f:
         while True:
@@ -145,4 +147,4 @@ def token_server(port, public_path, token_uri, log):
 
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
-    {"azure-get": azure_get, "azure-sas": azure_sas, "service-account": service_account, "token-server": token_server}[command](*args)
+    {"azure-get": azure_get, "azure-head": lambda *a: azure_get(*a, os.devnull, method="HEAD"), "azure-sas": azure_sas, "service-account": service_account, "token-server": token_server}[command](*args)

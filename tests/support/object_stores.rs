@@ -27,20 +27,15 @@ pub fn free_port() -> u16 {
 pub struct ServerProcess {
     child: Child,
     pub port: u16,
-    name: &'static str,
 }
 
 impl ServerProcess {
     /// Start `cmd` (already told to listen on `port`) and wait up to 30 s until the port
     /// accepts connections; a child that exits first fails the test.
     pub fn start(name: &'static str, mut cmd: Command, port: u16) -> ServerProcess {
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {name}: {e}"));
-        let mut server = ServerProcess { child, port, name };
+        let child =
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let mut server = ServerProcess { child, port };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
@@ -59,7 +54,6 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = self.name;
     }
 }
 
@@ -83,9 +77,11 @@ impl Azurite {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut cmd = Command::new(azurite_bin());
-        cmd.args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string(), "--location"])
-            .arg(dir.path())
-            .args(["--silent", "--skipApiVersionCheck", "--loose"]);
+        cmd.args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string(), "--location"]).arg(dir.path()).args([
+            "--silent",
+            "--skipApiVersionCheck",
+            "--loose",
+        ]);
         Azurite { server: ServerProcess::start("azurite-blob", cmd, port), _dir: dir }
     }
 
@@ -174,6 +170,13 @@ pub fn azure_get(azurite: &Azurite, container: &str, blob: &str) -> AzureBlobRea
     let line = helper(&["azure-get", &azurite.endpoint(), AZURITE_ACCOUNT, AZURITE_KEY, container, blob, out.to_str().unwrap()]);
     let v: serde_json::Value = serde_json::from_str(line.trim()).expect("helper JSON");
     AzureBlobRead { status: v["status"].as_u64().unwrap() as u16, headers: v["headers"].clone(), body: std::fs::read(&out).unwrap() }
+}
+
+/// A blob's status and headers (HEAD, signed by the Python helper).
+pub fn azure_head(azurite: &Azurite, container: &str, blob: &str) -> (u16, serde_json::Value) {
+    let line = helper(&["azure-head", &azurite.endpoint(), AZURITE_ACCOUNT, AZURITE_KEY, container, blob]);
+    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("helper JSON");
+    (v["status"].as_u64().unwrap() as u16, v["headers"].clone())
 }
 
 /// An OAuth token endpoint that checks service-account JWTs (see object_stores.py), with a
