@@ -4,6 +4,12 @@
 //! what is transient ([`DeliverError::Transient`]) with backoff; a permanent error fails the
 //! destination at once with the destination's own message.
 
+pub mod azure_blob;
+pub mod endpoints;
+pub mod gcs;
+pub mod http_status;
+pub mod s3;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
