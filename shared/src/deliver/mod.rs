@@ -4,6 +4,10 @@
 //! what is transient ([`DeliverError::Transient`]) with backoff; a permanent error fails the
 //! destination at once with the destination's own message.
 
+pub mod net_guard;
+pub mod signing;
+pub mod webhook;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
