@@ -247,7 +247,10 @@ pub enum GuardError {
     #[error("{}", forbidden_message(host, addr, class))]
     ForbiddenAddress { host: String, addr: IpAddr, class: &'static str },
     /// The host is allow-listed, but only with other ports.
-    #[error("{host} is in the tenant's allowed_hosts only with port {}, not {port}; add {host}:{port} to deliver there", join_ports(allowed))]
+    #[error(
+        "{host} is in the tenant's allowed_hosts only with port {}, not {port}; add {host}:{port} to deliver there",
+        join_ports(allowed)
+    )]
     PortNotAllowed { host: String, port: u16, allowed: Vec<u16> },
     /// Not http or https.
     #[error("the scheme {scheme:?} is not allowed; allowed are http and https")]
@@ -518,7 +521,10 @@ mod tests {
         assert!(check_url(&allow, &url("http://127.0.0.1:9000/")).is_ok());
         assert!(matches!(check_url(&allow, &url("http://127.0.0.1:9001/")), Err(GuardError::PortNotAllowed { .. })));
         let err = check_url(&allow, &url("https://hooks.internal/")).unwrap_err();
-        assert_eq!(err.to_string(), "hooks.internal is in the tenant's allowed_hosts only with port 8443, not 443; add hooks.internal:443 to deliver there");
+        assert_eq!(
+            err.to_string(),
+            "hooks.internal is in the tenant's allowed_hosts only with port 8443, not 443; add hooks.internal:443 to deliver there"
+        );
     }
 
     #[test]

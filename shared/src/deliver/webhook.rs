@@ -26,7 +26,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
-use super::net_guard::{self, AllowList, ClientOptions, Redirects};
+use super::net_guard::{self, AllowList, ClientOptions, GuardError, Redirects};
 use super::signing::{self, Signer, WebhookSecret};
 use super::{DeliverError, Evidence, OutgoingFile};
 use crate::model::validation::{ValidationErrors, pointer_token};
@@ -415,7 +415,9 @@ impl<'a> Target<'a> {
         let what = format!("{}: file {:?}", self.label, f.remote_name);
         let ts = chrono::Utc::now().timestamp();
         // First pass: signature and digest (the body must be signed before its first byte is sent).
-        let (signature, sha256, len) = sign_file(f, self.secret, id, ts).await.map_err(|e| DeliverError::permanent(format!("{what}: reading {}: {e}", f.path.display())))?;
+        let (signature, sha256, len) = sign_file(f, self.secret, id, ts)
+            .await
+            .map_err(|e| DeliverError::permanent(format!("{what}: reading {}: {e}", f.path.display())))?;
         if len != f.size || !sha256.eq_ignore_ascii_case(&f.sha256) {
             return Err(DeliverError::permanent(format!(
                 "{what}: the local file changed since it was packaged (size {len}, sha256 {sha256}; expected size {}, sha256 {})",
@@ -423,7 +425,9 @@ impl<'a> Target<'a> {
             )));
         }
         // Second pass: the body, streamed.
-        let file = tokio::fs::File::open(&f.path).await.map_err(|e| DeliverError::permanent(format!("{what}: opening {}: {e}", f.path.display())))?;
+        let file = tokio::fs::File::open(&f.path)
+            .await
+            .map_err(|e| DeliverError::permanent(format!("{what}: opening {}: {e}", f.path.display())))?;
         let progress = Progress::new();
         let content_type = HeaderValue::from_str(&f.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
         let req = self
@@ -452,7 +456,7 @@ impl<'a> Target<'a> {
             None => {
                 return Err(DeliverError::transient(format!("{}: no progress for {secs} s (timeout_secs), gave up", self.label)));
             }
-            Some(Err(e)) => return Err(classify_error(&self.label, e)),
+            Some(Err(e)) => return Err(classify_error(&self.label, &self.url, e)),
             Some(Ok(r)) => r,
         };
         let status = resp.status();
@@ -484,8 +488,8 @@ impl<'a> Target<'a> {
                     .map(|u| format!(" to {}", net_guard::redact_url(&u)))
                     .unwrap_or_default();
                 DeliverError::permanent(format!(
-                    "{} answered {code}{reason} (a redirect{to}); a delivery follows only 307 and 308 redirects, and a streamed file \
-                     none: set the url to the final address",
+                    "{} answered {code}{reason} (a redirect{to}); JSON deliveries follow only 307 and 308 redirects and file \
+                     deliveries none: set the url to the final address",
                     self.label
                 ))
             }
@@ -495,12 +499,7 @@ impl<'a> Target<'a> {
 }
 
 /// Read a file once for its signature (when there is a secret), SHA-256 and length.
-async fn sign_file(
-    f: &OutgoingFile,
-    secret: Option<&WebhookSecret>,
-    id: &str,
-    ts: i64,
-) -> std::io::Result<(Option<String>, String, u64)> {
+async fn sign_file(f: &OutgoingFile, secret: Option<&WebhookSecret>, id: &str, ts: i64) -> std::io::Result<(Option<String>, String, u64)> {
     let mut file = tokio::fs::File::open(&f.path).await?;
     let mut signer = secret.map(|s| Signer::new(s, id, ts));
     let mut hash = Sha256::new();
@@ -615,8 +614,14 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 
 /// A client error as a delivery error: refused by the outbound policy or malformed, permanent;
 /// timeouts, refused or reset connections and failed lookups, transient.
-fn classify_error(label: &str, e: reqwest::Error) -> DeliverError {
+fn classify_error(label: &str, url: &Url, e: reqwest::Error) -> DeliverError {
     if let Some(g) = net_guard::guard_error(&e) {
+        // A name refused by the resolver, other than the URL's own host, came from a redirect.
+        if let GuardError::ForbiddenAddress { host, .. } = g
+            && url.host_str().is_some_and(|h| !h.eq_ignore_ascii_case(host))
+        {
+            return DeliverError::permanent(format!("{label}: a redirect led to {host}: {g}"));
+        }
         return DeliverError::permanent(format!("{label}: {g}"));
     }
     let e = e.without_url();
