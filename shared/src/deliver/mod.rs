@@ -9,6 +9,9 @@ pub mod endpoints;
 pub mod gcs;
 pub mod http_status;
 pub mod s3;
+pub mod net_guard;
+pub mod signing;
+pub mod webhook;
 
 use std::path::PathBuf;
 use std::time::Duration;
