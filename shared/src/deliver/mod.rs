@@ -4,6 +4,9 @@
 //! what is transient ([`DeliverError::Transient`]) with backoff; a permanent error fails the
 //! destination at once with the destination's own message.
 
+pub mod email;
+pub mod sftp;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
