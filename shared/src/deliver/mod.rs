@@ -12,6 +12,8 @@ pub mod s3;
 pub mod net_guard;
 pub mod signing;
 pub mod webhook;
+pub mod email;
+pub mod sftp;
 
 use std::path::PathBuf;
 use std::time::Duration;
