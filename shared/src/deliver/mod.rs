@@ -5,15 +5,15 @@
 //! destination at once with the destination's own message.
 
 pub mod azure_blob;
+pub mod email;
 pub mod endpoints;
 pub mod gcs;
 pub mod http_status;
-pub mod s3;
 pub mod net_guard;
+pub mod s3;
+pub mod sftp;
 pub mod signing;
 pub mod webhook;
-pub mod email;
-pub mod sftp;
 
 use std::path::PathBuf;
 use std::time::Duration;
