@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use hmac::{Hmac, Mac};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, Method, Request, Url};
@@ -325,6 +325,8 @@ impl<'a> Container<'a> {
                     let (data, _) = read_hashed(file, offset, block_size.min(size - offset) as usize, whole, false).await?;
                     Ok::<_, DeliverError>((i, data))
                 }
+                // Boxed: keeps the caller's future `Send` for every lifetime.
+                .boxed()
             })
             .map_ok(|(i, data)| {
                 let what = &what;
@@ -333,7 +335,9 @@ impl<'a> Container<'a> {
                     let url = self.url(segments, Some(&[("comp", "block"), ("blockid", &id)]));
                     self.send(what, Method::PUT, url, &[], data).await.map(drop)
                 }
+                .boxed()
             })
+            .boxed()
             .try_buffer_unordered(BLOCK_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;

@@ -5,8 +5,10 @@
 //! destination at once with the destination's own message.
 
 pub mod azure_blob;
+pub mod dispatch;
 pub mod email;
 pub mod endpoints;
+pub mod filename;
 pub mod gcs;
 pub mod http_status;
 pub mod net_guard;

@@ -17,7 +17,7 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPa
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -479,8 +479,11 @@ impl Destination<'_> {
         // Parts are read in order (`then` runs one read at a time), so the whole file's hash is
         // computed on the way; uploads run concurrently behind the reads.
         let mut parts: Vec<CompletedPart> = futures::stream::iter(0..count)
-            .then(|i| read_part(file, i, part_size, size, whole.clone()))
-            .map_ok(|part| self.upload_part(key, upload_id, part))
+            // Boxed: the futures' concrete types would make the caller's future not `Send`
+            // for every lifetime (a known limit of the compiler with closures over borrows).
+            .then(|i| read_part(file, i, part_size, size, whole.clone()).boxed())
+            .map_ok(|part| self.upload_part(key, upload_id, part).boxed())
+            .boxed()
             .try_buffer_unordered(PART_CONCURRENCY)
             .try_collect()
             .await?;

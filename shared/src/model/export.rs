@@ -145,7 +145,25 @@ pub struct Delivery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
     pub files: Vec<DeliveredFile>,
+    /// When the last attempt ended.
     pub delivered_at: DateTime<Utc>,
+    /// When the first attempt started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// Attempts made, the first included.
+    #[serde(default = "one")]
+    pub attempts: u32,
+    /// Why the destination failed (`status: failed`): its own message, never a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The remote's own evidence: S3 ETag and version id, SFTP host key fingerprint, HTTP
+    /// status and response digest, SMTP/SES message id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<serde_json::Value>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,6 +171,9 @@ pub struct DeliveredFile {
     pub name: String,
     pub size: u64,
     pub sha256: String,
+    /// The name the recipient sees (after the destination's filename template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_name: Option<String>,
 }
 
 /// Why an export failed: a stable code and a message for people.

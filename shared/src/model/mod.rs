@@ -1,6 +1,7 @@
 //! The domain model: what an export is, what a user asks for, who asks.
 
 pub mod credential;
+pub mod destination;
 pub mod export;
 pub mod fields;
 pub mod ids;

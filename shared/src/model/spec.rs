@@ -62,6 +62,10 @@ pub struct ExportSpec {
     /// Where the file goes; a download link when not given.
     #[serde(default = "default_destinations")]
     pub destinations: Vec<DestinationSpec>,
+    /// A signed webhook and/or an email when the export completes, fails or partly fails
+    /// (instead of the tenant's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<super::notify::NotificationSpec>,
     /// Seconds the files are kept (60 to 2,592,000; default 604,800 = 7 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<u64>,
@@ -71,7 +75,7 @@ pub struct ExportSpec {
 }
 
 fn default_destinations() -> Vec<DestinationSpec> {
-    vec![DestinationSpec { kind: DestinationKind::Download }]
+    vec![DestinationSpec::download()]
 }
 
 /// Kinds of source.
@@ -552,20 +556,7 @@ impl Compression {
     }
 }
 
-/// Destination kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DestinationKind {
-    /// A signed, expiring download link (`GET /v1/exports/{id}/download`).
-    Download,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DestinationSpec {
-    #[serde(rename = "type")]
-    pub kind: DestinationKind,
-}
+pub use super::destination::DestinationSpec;
 
 impl ExportSpec {
     /// The export is written as several files.
@@ -662,6 +653,12 @@ impl ExportSpec {
         self.validate_format(&mut errs);
         if self.destinations.is_empty() || self.destinations.len() > 10 {
             errs.push("/destinations", serde_json::to_value(&self.destinations).unwrap_or(Value::Null), "1 to 10 destinations");
+        }
+        for (i, d) in self.destinations.iter().enumerate() {
+            d.validate(i, &mut errs);
+        }
+        if let Some(n) = &self.notifications {
+            n.validate("/notifications", &mut errs);
         }
         if let Some(e) = self.expires_in
             && !(MIN_EXPIRES_IN..=MAX_EXPIRES_IN).contains(&e)

@@ -65,7 +65,7 @@ pub async fn plan(ctx: &StageContext, input: ExportRef) -> Result<PlanOutput, St
     Ok(PlanOutput {
         items_key,
         max_concurrency: ctx.settings.max_concurrency.max(1) as u32,
-        destinations: vec![serde_json::json!({"type": "download"})],
+        destinations: export.spec.destinations.iter().map(|d| serde_json::json!({"type": d.target.kind()})).collect(),
         chunks_total: total,
         tenant,
         export_id,

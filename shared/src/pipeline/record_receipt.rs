@@ -28,7 +28,13 @@ pub async fn record_receipt(ctx: &StageContext, input: RecordReceiptInput) -> Re
             return Err(e.status);
         }
         let expires_at = now + chrono::Duration::seconds(e.spec.expires_in_secs() as i64);
-        e.status = ExportStatus::Completed;
+        // A destination that failed makes the export `partial` (`failed` when none delivered).
+        let failed = deliveries.iter().filter(|d| d.status != "delivered").count();
+        e.status = match failed {
+            0 => ExportStatus::Completed,
+            n if n == deliveries.len() => ExportStatus::Failed,
+            _ => ExportStatus::Partial,
+        };
         e.result = Some(ExportResult {
             rows: files.iter().map(|f| f.rows).sum(),
             bytes: files.iter().map(|f| f.size).sum(),
@@ -38,7 +44,10 @@ pub async fn record_receipt(ctx: &StageContext, input: RecordReceiptInput) -> Re
         });
         e.progress.rows = files.iter().map(|f| f.rows).sum();
         e.progress.step = Step::Done;
-        e.progress.step_description = "completed".into();
+        e.progress.step_description = match failed {
+            0 => "completed".into(),
+            n => format!("{n} of {} destinations failed", deliveries.len()),
+        };
         e.progress.recompute_percent();
         e.finished_at = Some(now);
         Ok(())
@@ -60,7 +69,13 @@ pub async fn record_receipt(ctx: &StageContext, input: RecordReceiptInput) -> Re
         Err(UpdateError::Store(e)) => return Err(e.into()),
     }
     ctx.blobs.delete_prefix(&keys::staging(&tenant, &export_id)).await?;
-    audit(ctx, &tenant, &export_id, "export.completed", "success").await;
-    tracing::info!(export_id, tenant, "export completed");
+    let failed = deliveries.iter().filter(|d| d.status != "delivered").count();
+    let (action, outcome) = match failed {
+        0 => ("export.completed", "success"),
+        n if n == deliveries.len() => ("export.failed", "failed"),
+        _ => ("export.partial", "partial"),
+    };
+    audit(ctx, &tenant, &export_id, action, outcome).await;
+    tracing::info!(export_id, tenant, failed, "export finished");
     Ok(ExportRef { tenant, export_id })
 }
