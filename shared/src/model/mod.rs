@@ -3,6 +3,7 @@
 pub mod export;
 pub mod fields;
 pub mod ids;
+pub mod packaging;
 pub mod principal;
 pub mod spec;
 pub mod validation;
