@@ -387,3 +387,4 @@ mod tests {
         assert!(matches!(e, EncryptError::NoRecipients));
     }
 }
+
