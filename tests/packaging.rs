@@ -179,7 +179,14 @@ fn sample_inputs(dir: &Path) -> Vec<InputFile> {
     let mut i: u64 = 0;
     while csv.len() < 3_500_000 {
         let amount = (i * 7919) % 1_000_000;
-        csv.push_str(&format!("{i},DE{:020},{}.{:02},EUR,2026-10-{:02}T12:{:02}:00Z\n", i * 31, amount / 100, amount % 100, 1 + i % 28, i % 60));
+        csv.push_str(&format!(
+            "{i},DE{:020},{}.{:02},EUR,2026-10-{:02}T12:{:02}:00Z\n",
+            i * 31,
+            amount / 100,
+            amount % 100,
+            1 + i % 28,
+            i % 60
+        ));
         i += 1;
     }
     let rows = i;
@@ -195,14 +202,7 @@ fn sample_inputs(dir: &Path) -> Vec<InputFile> {
         .map(|(name, bytes, rows, ct)| {
             let path = dir.join(format!("encoded-{name}"));
             std::fs::write(&path, &bytes).unwrap();
-            InputFile {
-                name: name.into(),
-                path,
-                rows,
-                size: bytes.len() as u64,
-                sha256: sha256_hex(&bytes),
-                content_type: ct.into(),
-            }
+            InputFile { name: name.into(), path, rows, size: bytes.len() as u64, sha256: sha256_hex(&bytes), content_type: ct.into() }
         })
         .collect()
 }
@@ -253,9 +253,10 @@ fn openpgp_keys_are_parsed_and_checked_like_gpg_sees_them() {
     let rsa = gpg.make_rsa_key("RSA Recipient <rsa@fiu.example>", "2y");
     let ed = gpg.make_key("Ed Recipient <ed@bank.example>", "future-default", "default", "never", None);
 
-    for (uid, fpr, algorithm, encryption_algorithm) in
-        [("RSA Recipient <rsa@fiu.example>", &rsa, "RSA 3072", "RSA 3072"), ("Ed Recipient <ed@bank.example>", &ed, "EdDSA Ed25519", "ECDH Curve25519")]
-    {
+    for (uid, fpr, algorithm, encryption_algorithm) in [
+        ("RSA Recipient <rsa@fiu.example>", &rsa, "RSA 3072", "RSA 3072"),
+        ("Ed Recipient <ed@bank.example>", &ed, "EdDSA Ed25519", "ECDH Curve25519"),
+    ] {
         let listed = gpg.list(uid);
         for armor in [true, false] {
             let key = parse_public_key(&gpg.export(fpr, armor)).unwrap_or_else(|e| panic!("{uid} (armor {armor}): {e}"));
@@ -394,7 +395,10 @@ fn openpgp_files_decrypt_with_gpg_for_every_recipient() {
     let zip_path = dir.path().join("decrypted.zip");
     std::fs::write(&zip_path, zip).unwrap();
     assert_eq!(python_zip_listing(&zip_path), inputs.iter().map(|i| (i.name.clone(), i.sha256.clone())).collect::<Vec<_>>());
-    assert_eq!(f.contents.iter().map(|c| c.sha256.as_str()).collect::<Vec<_>>(), inputs.iter().map(|i| i.sha256.as_str()).collect::<Vec<_>>());
+    assert_eq!(
+        f.contents.iter().map(|c| c.sha256.as_str()).collect::<Vec<_>>(),
+        inputs.iter().map(|i| i.sha256.as_str()).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -403,7 +407,7 @@ fn an_openpgp_key_that_expires_before_packaging_is_refused() {
     let fpr = gpg.make_key("Short Lived <short@fiu.example>", "future-default", "default", "2y", None);
     let key = parse_public_key(&gpg.export(&fpr, true)).unwrap();
     let later = Utc::now() + chrono::Duration::days(3 * 365);
-    let e = openpgp::encrypt_at(&b"rows"[..], Vec::new(), &[key.clone()], false, later).unwrap_err();
+    let e = openpgp::encrypt_at(&b"rows"[..], Vec::new(), std::slice::from_ref(&key), false, later).unwrap_err();
     assert!(matches!(&e, openpgp::EncryptError::KeyExpired { fingerprint, .. } if *fingerprint == fpr), "{e:?}");
     let mut out = Vec::new();
     openpgp::encrypt(&b"rows"[..], &mut out, &[key], false).unwrap();
@@ -498,7 +502,11 @@ fn zip_archives_open_in_7z_and_python_and_a_wrong_password_fails() {
     let archive = &out[0].path;
     let listing = ok(Command::new("7z").args(["l", "-slt", &format!("-p{password}")]).arg(archive));
     let listing = String::from_utf8_lossy(&listing.stdout);
-    assert_eq!(listing.matches("Method = AES-256 Deflate").count() + listing.matches("Method = AES-256 Store").count(), inputs.len(), "{listing}");
+    assert_eq!(
+        listing.matches("Method = AES-256 Deflate").count() + listing.matches("Method = AES-256 Store").count(),
+        inputs.len(),
+        "{listing}"
+    );
     assert!(listing.contains("Encrypted = +"), "{listing}");
     let extracted = dir.path().join("extracted");
     ok(Command::new("7z").args(["x", "-y", &format!("-p{password}"), &format!("-o{}", extracted.display())]).arg(archive));
@@ -529,7 +537,11 @@ fn a_file_changed_after_encode_is_refused_and_nothing_is_left_behind() {
     let recipient = parse_recipient(std::str::from_utf8(&public).unwrap()).unwrap();
     let out_dir = dir.path().join("out");
     for zip in [None, Some(ZipOptions { archive_name: "all.zip".into(), password: None })] {
-        let opts = PackagingOptions { zip, encryption: Some(Encryption::Age { recipients: vec![recipient.clone()], armor: false }), manifest: None };
+        let opts = PackagingOptions {
+            zip,
+            encryption: Some(Encryption::Age { recipients: vec![recipient.clone()], armor: false }),
+            manifest: None,
+        };
         match package(&inputs, &opts, &out_dir).unwrap_err() {
             PackageError::SourceChanged { name, expected_sha256, actual_sha256, .. } => {
                 assert_eq!(name, inputs[0].name);

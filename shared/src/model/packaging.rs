@@ -136,10 +136,10 @@ mod tests {
             let spec = parse(v.clone()).unwrap();
             assert_eq!(serde_json::to_value(&spec).unwrap(), v);
         }
-        assert_eq!(parse(json!({"type": "age", "recipients": ["rk_1"]})).unwrap(), EncryptionSpec::Age {
-            recipients: vec!["rk_1".into()],
-            armor: false
-        });
+        assert_eq!(
+            parse(json!({"type": "age", "recipients": ["rk_1"]})).unwrap(),
+            EncryptionSpec::Age { recipients: vec!["rk_1".into()], armor: false }
+        );
     }
 
     #[test]

@@ -814,7 +814,9 @@ impl ExportSpec {
             errs.push("/format/sheet_name", name.as_str(), why);
         }
         let inner = Codec::allowed_for(f.kind);
-        if (crate::format::layout(f) != crate::format::Layout::Rows || !inner.is_empty()) && self.compression.of_rows() != Compression::None {
+        // `zip` archives whole files of any format; gzip and zstd compress a row format's bytes.
+        let rows_compressed = self.compression.of_rows() != Compression::None;
+        if (crate::format::layout(f) != crate::format::Layout::Rows || !inner.is_empty()) && rows_compressed {
             let why = if !inner.is_empty() {
                 let names: Vec<&str> = inner.iter().map(|c| c.as_str()).collect();
                 format!("none or zip for {}: it compresses inside the file (set format.compression: {})", f.kind.as_str(), names.join(", "))

@@ -120,8 +120,6 @@ pub fn content_type(format_type: &str, c: Compression) -> String {
 /// Content type of a zip archive.
 pub const ZIP_CONTENT_TYPE: &str = "application/zip";
 
-
-
 #[cfg(test)]
 mod tests {
     use std::io::Read;

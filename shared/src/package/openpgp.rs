@@ -96,9 +96,7 @@ pub enum KeyParseError {
     TooLarge { size: usize },
     #[error("not an OpenPGP public key ({reason}): give the output of `gpg --export` or `gpg --armor --export`")]
     NotOpenPgp { reason: String },
-    #[error(
-        "this is a secret key: register only the public key (`gpg --armor --export FINGERPRINT`), and treat the secret key as exposed"
-    )]
+    #[error("this is a secret key: register only the public key (`gpg --armor --export FINGERPRINT`), and treat the secret key as exposed")]
     SecretKey,
     #[error("{count} keys were given: register one public key at a time")]
     SeveralKeys { count: usize },
@@ -152,6 +150,10 @@ pub fn parse_public_key_at(input: &[u8], now: DateTime<Utc>) -> Result<Recipient
     }
     // rpgp's messages name packets and lengths, never key material; still, they are kept short.
     let not_pgp = |e: pgp::errors::Error| KeyParseError::NotOpenPgp { reason: short(&e.to_string()) };
+    // A secret key is refused before it is parsed, so that no parser message can quote it.
+    if input.starts_with(b"-----BEGIN PGP PRIVATE KEY BLOCK-----") || first_packet_is_secret_key(input[0]) {
+        return Err(KeyParseError::SecretKey);
+    }
     if input[0] & 0x80 == 0 && !input.starts_with(b"-----BEGIN PGP") {
         return Err(KeyParseError::NotOpenPgp { reason: "neither binary OpenPGP packets nor an armored `-----BEGIN PGP` block".into() });
     }
@@ -175,6 +177,15 @@ pub fn parse_public_key_at(input: &[u8], now: DateTime<Utc>) -> Result<Recipient
         count => return Err(KeyParseError::SeveralKeys { count }),
     };
     check(key, now)
+}
+
+/// The packet tag of a binary packet header (RFC 9580 4.2): 5 is a secret key, 7 a secret subkey.
+fn first_packet_is_secret_key(ctb: u8) -> bool {
+    if ctb & 0x80 == 0 {
+        return false;
+    }
+    let tag = if ctb & 0x40 != 0 { ctb & 0x3f } else { (ctb >> 2) & 0x0f };
+    tag == 5 || tag == 7
 }
 
 /// Keep an upstream message to one short line.
@@ -239,16 +250,17 @@ fn check(key: SignedPublicKey, now: DateTime<Utc>) -> Result<RecipientKey, KeyPa
     let mut user_ids = Vec::new();
     let mut self_sigs: Vec<(&Signature, bool)> = Vec::new();
     for user in &key.details.users {
-        let mut valid = false;
-        for sig in &user.signatures {
-            if sig.verify_certification(primary, Tag::UserId, &user.id).is_ok() {
-                valid = true;
-                self_sigs.push((sig, sig.is_primary()));
-            }
+        let verified: Vec<&Signature> =
+            user.signatures.iter().filter(|s| s.verify_certification(primary, Tag::UserId, &user.id).is_ok()).collect();
+        let (revocations, certs): (Vec<&Signature>, Vec<&Signature>) =
+            verified.into_iter().partition(|s| s.typ() == Some(SignatureType::CertRevocation));
+        let newest_cert = certs.iter().map(|s| created(s)).max();
+        // A user ID its owner revoked after certifying it no longer speaks for the key.
+        if newest_cert.is_none_or(|c| revocations.iter().any(|r| created(r) >= c)) {
+            continue;
         }
-        if valid {
-            user_ids.push(String::from_utf8_lossy(user.id.id()).into_owned());
-        }
+        user_ids.push(String::from_utf8_lossy(user.id.id()).into_owned());
+        self_sigs.extend(certs.into_iter().map(|s| (s, s.is_primary())));
     }
     let direct: Vec<&Signature> = key.details.direct_signatures.iter().filter(|s| s.verify_key(primary).is_ok()).collect();
     if self_sigs.is_empty() && direct.is_empty() {
@@ -354,7 +366,11 @@ pub fn encrypt_at<R: Read, W: Write>(
             Target::Subkey(i) => builder.encrypt_to_key(&mut rng, &r.key.public_subkeys[i].key)?,
         };
     }
-    if armor { builder.to_armored_writer(rng, ArmorOptions::default(), writer)? } else { builder.to_writer(rng, writer)? }
+    if armor {
+        builder.to_armored_writer(rng, ArmorOptions::default(), writer)?
+    } else {
+        builder.to_writer(rng, writer)?
+    }
     Ok(())
 }
 
@@ -364,7 +380,9 @@ mod tests {
 
     #[test]
     fn garbage_is_not_a_key() {
-        for input in [&b"hello, this is not a key"[..], b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA\n-----END PGP PUBLIC KEY BLOCK-----\n"] {
+        for input in
+            [&b"hello, this is not a key"[..], b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA\n-----END PGP PUBLIC KEY BLOCK-----\n"]
+        {
             let e = parse_public_key(input).unwrap_err();
             assert!(matches!(e, KeyParseError::NotOpenPgp { .. }), "{e:?}");
         }
@@ -386,5 +404,17 @@ mod tests {
         let e = encrypt(&b"data"[..], Vec::new(), &[], false).unwrap_err();
         assert!(matches!(e, EncryptError::NoRecipients));
     }
-}
 
+    #[test]
+    fn secret_key_packets_are_known_by_their_first_byte() {
+        // Old-format headers (0x95: tag 5, two-byte length; 0x9d: tag 7) and new-format ones.
+        for ctb in [0x95, 0x94, 0x9d, 0xc5, 0xc7] {
+            assert!(first_packet_is_secret_key(ctb), "{ctb:#x}");
+            assert_eq!(parse_public_key(&[ctb, 0, 0, 0]).unwrap_err(), KeyParseError::SecretKey);
+        }
+        // Public key (tag 6), public subkey (14), and text.
+        for ctb in [0x99, 0x98, 0xc6, 0xce, b'-'] {
+            assert!(!first_packet_is_secret_key(ctb), "{ctb:#x}");
+        }
+    }
+}

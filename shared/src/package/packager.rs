@@ -132,12 +132,15 @@ impl PackageError {
     /// A disk or I/O failure that another attempt may not meet; everything else (a bad name, an
     /// expired key, a changed source) fails the same way again.
     pub fn is_transient(&self) -> bool {
-        match self {
-            PackageError::Read { .. } | PackageError::Write { .. } | PackageError::Internal(_) => true,
-            PackageError::Zip(ZipError::Io { .. }) => true,
-            PackageError::OpenPgp(openpgp::EncryptError::Io(_)) | PackageError::Age(age_pkg::EncryptError::Io(_)) => true,
-            _ => false,
-        }
+        matches!(
+            self,
+            PackageError::Read { .. }
+                | PackageError::Write { .. }
+                | PackageError::Internal(_)
+                | PackageError::Zip(ZipError::Io { .. })
+                | PackageError::OpenPgp(openpgp::EncryptError::Io(_))
+                | PackageError::Age(age_pkg::EncryptError::Io(_))
+        )
     }
 }
 
@@ -155,7 +158,12 @@ pub fn package(inputs: &[InputFile], opts: &PackagingOptions, out_dir: &Path) ->
     r
 }
 
-fn package_into(inputs: &[InputFile], opts: &PackagingOptions, out_dir: &Path, made: &mut Vec<PathBuf>) -> Result<Vec<PackedFile>, PackageError> {
+fn package_into(
+    inputs: &[InputFile],
+    opts: &PackagingOptions,
+    out_dir: &Path,
+    made: &mut Vec<PathBuf>,
+) -> Result<Vec<PackedFile>, PackageError> {
     if inputs.is_empty() {
         return Err(PackageError::NoInputs);
     }
@@ -259,7 +267,9 @@ pub fn build_manifest(ctx: &ManifestContext, opts: &PackagingOptions, files: &[P
         (Some(Encryption::OpenPgp { keys, armor }), _) => {
             (Some("openpgp"), keys.iter().map(|k| k.fingerprint().to_string()).collect(), *armor)
         }
-        (Some(Encryption::Age { recipients, armor }), _) => (Some("age"), recipients.iter().map(|r| r.as_str().to_string()).collect(), *armor),
+        (Some(Encryption::Age { recipients, armor }), _) => {
+            (Some("age"), recipients.iter().map(|r| r.as_str().to_string()).collect(), *armor)
+        }
         (None, Some(ZipOptions { password: Some(_), .. })) => (Some("zip_aes"), Vec::new(), false),
         (None, _) => (None, Vec::new(), false),
     };
@@ -394,7 +404,8 @@ impl<'a> VerifyingReader<'a> {
 
     /// The bytes read were the bytes recorded.
     fn check(self) -> Result<(), PackageError> {
-        let (_, actual_sha256, actual_size) = self.hash.finish().map_err(|source| PackageError::Read { name: self.input.name.clone(), source })?;
+        let (_, actual_sha256, actual_size) =
+            self.hash.finish().map_err(|source| PackageError::Read { name: self.input.name.clone(), source })?;
         if actual_size != self.input.size || !actual_sha256.eq_ignore_ascii_case(&self.input.sha256) {
             return Err(PackageError::SourceChanged {
                 name: self.input.name.clone(),
