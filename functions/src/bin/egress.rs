@@ -1,5 +1,5 @@
 //! `egress`: the local host. Serves the API (every route function in one process), runs the
-//! demo and the benchmark, and manages API keys, all on the embedded default (SQLite and a data
+//! demo and the benchmarks, and manages API keys, all on the embedded default (SQLite and a data
 //! folder).
 
 use std::collections::BTreeSet;
@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use egress::local::{LocalHost, LocalOptions, bench, demo, host};
+use egress::local::{LocalHost, LocalOptions, bench, bench_package, demo, host};
 use egress::model::{Permission, principal};
 
 #[derive(Parser)]
@@ -62,6 +62,28 @@ enum Command {
         /// stage functions called in order, to measure what the state machine costs).
         #[arg(long, default_value = "state-machine", value_parser = ["state-machine", "direct"])]
         driver: String,
+    },
+    /// Benchmark packaging one file: gzip (optional) and OpenPGP encryption to one public key,
+    /// as the Encrypt stage does it (MB/s of input, peak RSS).
+    BenchPackage {
+        /// The file to package.
+        #[arg(long)]
+        input: PathBuf,
+        /// The recipient's OpenPGP public key (armored or binary).
+        #[arg(long)]
+        recipient_key: PathBuf,
+        /// Where the encrypted file goes (default: the input's path with `.gz.gpg`).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Gzip (level 6) before encrypting.
+        #[arg(long)]
+        gzip: bool,
+        /// ASCII-armored output.
+        #[arg(long)]
+        armor: bool,
+        /// Print one JSON line instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Manage API keys.
     Keys {
@@ -151,6 +173,29 @@ async fn run(cli: Cli) -> Result<(), String> {
                     r.seconds,
                     r.rows_per_s,
                     r.mb_per_s,
+                    r.peak_rss_mb
+                );
+            }
+            Ok(())
+        }
+        Command::BenchPackage { input, recipient_key, output, gzip, armor, json } => {
+            let suffix = format!("{}{}", if *gzip { ".gz" } else { "" }, if *armor { ".asc" } else { ".gpg" });
+            let output = output.clone().unwrap_or_else(|| PathBuf::from(format!("{}{suffix}", input.display())));
+            let (input, key, gzip, armor) = (input.clone(), recipient_key.clone(), *gzip, *armor);
+            let r = tokio::task::spawn_blocking(move || bench_package::run(&input, &key, &output, gzip, armor))
+                .await
+                .map_err(|e| e.to_string())??;
+            if *json {
+                println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+            } else {
+                println!(
+                    "{} {}: {:.1} MB in {:.2} s = {:.1} MB/s, {:.1} MB out, peak RSS {:.0} MB",
+                    r.tool,
+                    r.pipeline,
+                    r.input_bytes as f64 / 1e6,
+                    r.seconds,
+                    r.mb_per_s,
+                    r.output_bytes as f64 / 1e6,
                     r.peak_rss_mb
                 );
             }

@@ -8,6 +8,7 @@
 //! ```
 
 pub mod bench;
+pub mod bench_package;
 pub mod client;
 pub mod demo;
 pub mod host;

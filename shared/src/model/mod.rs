@@ -6,6 +6,7 @@ pub mod export;
 pub mod fields;
 pub mod ids;
 pub mod notify;
+pub mod packaging;
 pub mod principal;
 pub mod settings;
 pub mod spec;

@@ -539,19 +539,39 @@ impl<'de> Deserialize<'de> for FormatSpec {
     }
 }
 
+/// Compression of the delivered files.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Compression {
     #[default]
     None,
+    /// Each row-format file gzipped (level 6): `.gz`.
     Gzip,
+    /// Each row-format file compressed with Zstandard (level 3): `.zst`.
+    Zstd,
+    /// All of an export's files in one zip archive (deflate), made when the files are
+    /// packaged; any format. The only compression a password (`zip_aes`) can protect.
+    Zip,
 }
 
 impl Compression {
+    /// The suffix this compression adds to a name: `.gz` and `.zst` to each file's, `.zip` to
+    /// the archive's.
     pub fn suffix(self) -> &'static str {
         match self {
             Compression::None => "",
             Compression::Gzip => ".gz",
+            Compression::Zstd => ".zst",
+            Compression::Zip => ".zip",
+        }
+    }
+
+    /// How the bytes of each encoded file are compressed while its rows are written: `zip`
+    /// archives whole files afterwards, so its files are written plain.
+    pub fn of_rows(self) -> Compression {
+        match self {
+            Compression::Zip => Compression::None,
+            c => c,
         }
     }
 }
@@ -791,12 +811,14 @@ impl ExportSpec {
             errs.push("/format/sheet_name", name.as_str(), why);
         }
         let inner = Codec::allowed_for(f.kind);
-        if (crate::format::layout(f) != crate::format::Layout::Rows || !inner.is_empty()) && self.compression != Compression::None {
+        // `zip` archives whole files of any format; gzip and zstd compress a row format's bytes.
+        let rows_compressed = self.compression.of_rows() != Compression::None;
+        if (crate::format::layout(f) != crate::format::Layout::Rows || !inner.is_empty()) && rows_compressed {
             let why = if !inner.is_empty() {
                 let names: Vec<&str> = inner.iter().map(|c| c.as_str()).collect();
-                format!("none for {}: it compresses inside the file (set format.compression: {})", f.kind.as_str(), names.join(", "))
+                format!("none or zip for {}: it compresses inside the file (set format.compression: {})", f.kind.as_str(), names.join(", "))
             } else {
-                format!("none for {}: only the row formats are compressed as a whole file", f.kind.as_str())
+                format!("none or zip for {}: only the row formats are compressed as a whole file", f.kind.as_str())
             };
             errs.push("/compression", serde_json::to_value(self.compression).unwrap_or(Value::Null), why);
         }

@@ -51,7 +51,7 @@ pub async fn encode(ctx: &StageContext, input: ExportRef) -> Result<EncodeOutput
     let content_type = content_type(export.spec.format.kind().content_type(), export.spec.compression);
     if export.spec.splits() {
         let parts = tokio::task::spawn_blocking(move || job.run_split()).await??;
-        let suffix = format!(".{}{}", export.spec.format.kind().extension(), export.spec.compression.suffix());
+        let suffix = format!(".{}{}", export.spec.format.kind().extension(), export.spec.compression.of_rows().suffix());
         let mut files = Vec::new();
         for (i, p) in parts.into_iter().enumerate() {
             let name = split::part_name(&name, i + 1, &suffix);
@@ -157,7 +157,7 @@ impl Job {
             RowPipeline::build(&self.schema, &self.export.spec).map_err(|e| StageError::invalid(e.to_string()))?.output_schema;
         let mut encoder = row_encoder(&self.export.spec.format, &output_schema)
             .ok_or_else(|| StageError::internal("a row format without a row encoder"))?;
-        let mut w = Compressor::new(hashing, self.export.spec.compression);
+        let mut w = Compressor::new(hashing, self.export.spec.compression)?;
         w.write_all(&encoder.header(&self.manifest.columns))?;
         let rows = if self.manifest.sorted {
             self.merge_runs(&mut *encoder, &mut w)?
@@ -407,7 +407,7 @@ pub(crate) fn hash_file(path: &Path) -> Result<(String, u64), StageError> {
     Ok((sha, size))
 }
 
-/// `<name as a slug>.<ext>[.gz]`, e.g. `flagged-transactions-2026-10.csv`.
+/// `<name as a slug>.<ext>[.gz|.zst]`, e.g. `flagged-transactions-2026-10.csv`.
 pub fn file_name(export: &Export) -> String {
     let mut slug = String::new();
     for c in export.name.chars() {
@@ -419,5 +419,5 @@ pub fn file_name(export: &Export) -> String {
     }
     let slug = slug.trim_end_matches('-');
     let slug = if slug.is_empty() { "export" } else { &slug[..slug.len().min(80)] };
-    format!("{slug}.{}{}", export.spec.format.kind().extension(), export.spec.compression.suffix())
+    format!("{slug}.{}{}", export.spec.format.kind().extension(), export.spec.compression.of_rows().suffix())
 }

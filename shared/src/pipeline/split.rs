@@ -83,7 +83,7 @@ impl<'a> Splitter<'a> {
             Layout::Rows => {
                 let encoder = row_encoder(&self.spec.format, &self.schema)
                     .ok_or_else(|| StageError::internal("a row format without a row encoder"))?;
-                let mut w = Compressor::new(HashingWriter::new(std::fs::File::create(&path)?), self.spec.compression);
+                let mut w = Compressor::new(HashingWriter::new(std::fs::File::create(&path)?), self.spec.compression)?;
                 let columns: Vec<String> = self.schema.fields().iter().map(|f| f.name().clone()).collect();
                 let header = encoder.header(&columns);
                 w.write_all(&header)?;
@@ -149,7 +149,7 @@ impl<'a> Splitter<'a> {
 
     fn write_slice(&mut self, slice: &RecordBatch) -> Result<(), StageError> {
         // Exact only where every row's bytes are known when it is encoded (not an Avro block).
-        let exact_bytes = self.spec.compression == Compression::None
+        let exact_bytes = self.spec.compression.of_rows() == Compression::None
             && self.max_bytes != u64::MAX
             && crate::model::spec::Codec::allowed_for(self.spec.format.kind()).is_empty();
         let (cur, path, rows, bytes) = self.current.as_mut().expect("opened");
