@@ -308,7 +308,7 @@ fn validation_errors_name_the_field_the_value_and_what_is_allowed() {
             json!({"source": {"type": "inline", "rows": []}, "format": "csv", "destinations": [{"type": "ftp"}]}),
             422,
             "VALIDATION_ERROR",
-            "/destinations/0/type",
+            "/destinations/0",
         ),
         (
             json!({"source": {"type": "inline", "schema": [{"name": "n", "type": "int64"}], "rows": [{"n": "x"}]}, "format": "csv"}),

@@ -102,8 +102,9 @@ async fn stage_functions_make_an_export_under_the_runtime_api() {
     input["files"] = files.clone();
     let receipt = deliver.invoke(input).await.expect("deliver");
     let mut bad = event("stage_deliver");
-    bad["destination"] = json!({"type": "carrier-pigeon"});
-    let err = deliver.invoke(bad).await.expect_err("unknown destination");
+    // The destination is read from the export's spec by its index: one it does not have is invalid.
+    bad["index"] = json!(7);
+    let err = deliver.invoke(bad).await.expect_err("no such destination");
     assert_eq!(err["errorType"], "Egress.Invalid", "{err}");
     deliver.stop();
     assert_eq!(receipt["status"], "delivered", "{receipt}");
