@@ -171,17 +171,7 @@ where
 /// An error as one line with its causes (the service's code and message), for logs and
 /// `Backend` errors. Never contains credentials: the SDK does not put them in errors.
 pub(crate) fn sdk_message<E: std::error::Error>(e: &E) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_msg = s.to_string();
-        if !msg.contains(&s_msg) {
-            msg.push_str(": ");
-            msg.push_str(&s_msg);
-        }
-        source = s.source();
-    }
-    msg
+    crate::deliver::http_status::error_chain(e)
 }
 
 #[cfg(test)]

@@ -175,16 +175,7 @@ pub fn check_prefix(prefix: &str) -> Result<(), String> {
     if bad { Err(ALLOWED.to_string()) } else { Ok(()) }
 }
 
-/// True when `id` can name a stored credential: `cred_` and 1 to 64 letters, digits, `_` or
-/// `-`.
-pub fn is_credential_id(id: &str) -> bool {
-    id.strip_prefix("cred_").is_some_and(|rest| {
-        !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    })
-}
-
-/// What [`is_credential_id`] accepts, for validation messages.
-pub const CREDENTIAL_ID_ALLOWED: &str = "the id of a stored credential: `cred_` followed by 1 to 64 letters, digits, `_` or `-`";
+pub use crate::model::credential::{CREDENTIAL_ID_ALLOWED, is_credential_id};
 
 /// True when `s` is a dotted-quad IPv4 address (bucket names must not look like one).
 pub(crate) fn looks_like_ipv4(s: &str) -> bool {

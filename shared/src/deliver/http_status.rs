@@ -70,7 +70,7 @@ pub fn error_from_reqwest(what: &str, e: reqwest::Error) -> DeliverError {
 }
 
 /// An error and its causes on one line (`a: b: c`), each cause once.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain<E: std::error::Error + ?Sized>(e: &E) -> String {
     let mut msg = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

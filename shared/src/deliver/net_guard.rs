@@ -102,6 +102,12 @@ fn normalize_host(host: &str) -> String {
     }
 }
 
+/// True when `entry` is a host the allow list can hold: a host name, an IP address or a
+/// bracketed IPv6 address, optionally with `:port`.
+pub fn is_allow_entry(entry: &str) -> bool {
+    parse_entry(entry).is_some()
+}
+
 fn parse_entry(entry: &str) -> Option<AllowEntry> {
     let e = entry.trim();
     if e.is_empty() || e.len() > 260 {

@@ -92,7 +92,7 @@ impl SftpConfig {
                 "the server's host key fingerprint as `ssh-keygen -lf` prints it: `SHA256:` and 43 base64 characters",
             );
         }
-        if !is_credential_id(&self.credential) {
+        if !crate::model::credential::is_credential_id(&self.credential) {
             errs.push(
                 p("credential"),
                 self.credential.as_str(),
@@ -129,11 +129,6 @@ fn is_host(host: &str) -> bool {
 
 fn is_directory(dir: &str) -> bool {
     !dir.is_empty() && dir.len() <= MAX_DIRECTORY_LEN && !dir.chars().any(char::is_control) && !dir.split('/').any(|seg| seg == "..")
-}
-
-fn is_credential_id(id: &str) -> bool {
-    id.strip_prefix("cred_")
-        .is_some_and(|rest| (1..=64).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
 }
 
 /// The 32 bytes of a `SHA256:<base64>` fingerprint (unpadded, as OpenSSH prints it; trailing

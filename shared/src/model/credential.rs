@@ -130,10 +130,16 @@ pub fn credential_id() -> String {
     format!("cred_{}", uuid::Uuid::now_v7().simple())
 }
 
-/// True when `id` looks like a credential id.
+/// True when `id` can name a stored credential: `cred_` and 1 to 64 letters, digits, `_` or
+/// `-` (every id [`credential_id`] makes is one).
 pub fn is_credential_id(id: &str) -> bool {
-    id.len() == 37 && id.starts_with("cred_") && id[5..].bytes().all(|b| b.is_ascii_hexdigit())
+    id.strip_prefix("cred_").is_some_and(|rest| {
+        !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    })
 }
+
+/// What [`is_credential_id`] accepts, for validation messages.
+pub const CREDENTIAL_ID_ALLOWED: &str = "the id of a stored credential: `cred_` followed by 1 to 64 letters, digits, `_` or `-`";
 
 #[cfg(test)]
 mod tests {

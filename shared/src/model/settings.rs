@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::ValidationErrors;
 use super::notify::NotificationSpec;
+use crate::deliver::net_guard::is_allow_entry;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,7 +27,7 @@ impl TenantSettings {
             errs.push("/allowed_hosts", self.allowed_hosts.len(), "at most 50 hosts");
         }
         for (i, h) in self.allowed_hosts.iter().enumerate() {
-            if !is_host_pattern(h) {
+            if !is_allow_entry(h) {
                 errs.push(format!("/allowed_hosts/{i}"), Value::from(h.as_str()), "a host name or IP address, optionally with `:port`");
             }
         }
@@ -37,25 +38,6 @@ impl TenantSettings {
     }
 }
 
-/// A host name, IPv4 address or bracketed IPv6 address, optionally with a port.
-fn is_host_pattern(h: &str) -> bool {
-    let (host, port) = match h.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(':') && host.starts_with('[') == host.ends_with(']') && !port.contains(']') => {
-            (host, Some(port))
-        }
-        _ => (h, None),
-    };
-    if port.is_some_and(|p| p.parse::<u16>().map(|p| p == 0).unwrap_or(true)) {
-        return false;
-    }
-    if let Some(v6) = host.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
-        return v6.parse::<std::net::Ipv6Addr>().is_ok();
-    }
-    !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,10 +45,10 @@ mod tests {
     #[test]
     fn host_patterns() {
         for ok in ["partner.example.com", "127.0.0.1", "127.0.0.1:8080", "[::1]:443", "[fe80::1]", "localhost"] {
-            assert!(is_host_pattern(ok), "{ok}");
+            assert!(is_allow_entry(ok), "{ok}");
         }
         for bad in ["", "http://x", "a b", "x:0", "x:99999", "a..b", "[::1", "host/path"] {
-            assert!(!is_host_pattern(bad), "{bad}");
+            assert!(!is_allow_entry(bad), "{bad}");
         }
     }
 }
