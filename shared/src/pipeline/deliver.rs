@@ -42,22 +42,25 @@ pub async fn deliver(ctx: &StageContext, input: DeliverInput) -> Result<Delivery
     };
     let started = Utc::now();
     // The files as local files (a temporary copy where the blob store is remote), named for
-    // the recipient.
+    // the recipient. The download link keeps them where they are: it only checks they exist.
+    let needs_local = !matches!(dest.target, Destination::Download);
     let zone: chrono_tz::Tz = dest.timezone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(chrono_tz::UTC);
     let names = NameContext { export_id: &export_id, tenant: &tenant, format: export.spec.format.kind().as_str(), time: started, zone };
     let mut locals = Vec::new();
     let mut outgoing = Vec::new();
     for f in &files {
-        let local = ctx.blobs.local_file(&f.key).await?;
         let remote_name = filename::render(dest.filename.as_deref(), &f.name, &names).map_err(StageError::invalid)?;
-        outgoing.push(OutgoingFile {
-            remote_name,
-            path: local.path.clone(),
-            size: f.size,
-            sha256: f.sha256.clone(),
-            content_type: f.content_type.clone(),
-        });
-        locals.push(local);
+        let path = if needs_local {
+            let local = ctx.blobs.local_file(&f.key).await?;
+            let path = local.path.clone();
+            locals.push(local);
+            path
+        } else if ctx.blobs.head(&f.key).await?.is_none() {
+            return Err(StageError::internal(format!("the file {} is missing", f.name)));
+        } else {
+            std::path::PathBuf::new()
+        };
+        outgoing.push(OutgoingFile { remote_name, path, size: f.size, sha256: f.sha256.clone(), content_type: f.content_type.clone() });
     }
     let blob_keys: Vec<String> = files.iter().map(|f| f.key.clone()).collect();
     let cx = AttemptContext {
