@@ -2,6 +2,8 @@
 //! (edits and deletions in the store are detected), and an export's lineage, against the real
 //! `egress serve`.
 
+#[path = "support/ports.rs"]
+mod ports;
 mod support;
 
 use serde_json::{Value, json};

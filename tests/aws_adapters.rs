@@ -3,6 +3,8 @@
 
 #[path = "support/moto.rs"]
 mod moto;
+#[path = "support/ports.rs"]
+mod ports;
 
 use std::future::Future;
 use std::io::{Seek, SeekFrom, Write};

@@ -5,6 +5,8 @@
 
 #[path = "support/moto.rs"]
 mod moto;
+#[path = "support/ports.rs"]
+mod ports;
 #[path = "support/mod.rs"]
 mod support;
 

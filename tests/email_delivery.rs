@@ -6,6 +6,8 @@
 mod delivery;
 #[path = "support/moto.rs"]
 mod moto;
+#[path = "support/ports.rs"]
+mod ports;
 #[path = "support/mod.rs"]
 mod support;
 

@@ -2,6 +2,8 @@
 //! downloaded through signed URLs and checked by an independent reader; tenant isolation,
 //! permissions, idempotency, validation errors, signed URL tampering and expiry.
 
+#[path = "support/ports.rs"]
+mod ports;
 #[path = "support/mod.rs"]
 mod support;
 

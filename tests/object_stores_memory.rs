@@ -7,6 +7,8 @@
 mod moto;
 #[path = "support/object_stores.rs"]
 mod object_stores;
+#[path = "support/ports.rs"]
+mod ports;
 #[path = "support/mod.rs"]
 mod support;
 

@@ -3,6 +3,8 @@
 //! `gpg` and `age-keygen` in temporary homes; every tool must be on PATH (a missing tool fails
 //! the test).
 
+#[path = "support/ports.rs"]
+mod ports;
 mod support;
 
 use std::collections::BTreeMap;

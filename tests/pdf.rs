@@ -3,6 +3,8 @@
 //! (tests/readers/check_pdf.py). The attachment must be byte for byte the CSV export of the
 //! same spec, downloaded from the same server.
 
+#[path = "support/ports.rs"]
+mod ports;
 #[path = "support/mod.rs"]
 mod support;
 

@@ -5,6 +5,8 @@
 
 #[path = "support/delivery.rs"]
 mod delivery;
+#[path = "support/ports.rs"]
+mod ports;
 #[path = "support/mod.rs"]
 mod support;
 

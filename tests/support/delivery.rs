@@ -11,10 +11,7 @@ use std::time::Duration;
 use egress::deliver::OutgoingFile;
 use sha2::{Digest, Sha256};
 
-/// A free loopback TCP port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+pub use crate::ports::free_port;
 
 /// `tests/servers/<name>`.
 pub fn server_script(name: &str) -> PathBuf {

@@ -27,9 +27,7 @@ pub struct Server {
     pub dataset_root: PathBuf,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use crate::ports::free_port;
 
 impl Server {
     pub fn start(data_dir: &Path, dataset_root: &Path, extra: &[&str]) -> Server {

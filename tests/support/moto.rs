@@ -28,9 +28,7 @@ pub fn python() -> PathBuf {
     p
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use crate::ports::free_port;
 
 impl Moto {
     pub fn start() -> Moto {

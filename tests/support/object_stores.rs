@@ -19,9 +19,7 @@ pub const AZURITE_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuF
 
 const HELPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/support/object_stores.py");
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+pub use crate::ports::free_port;
 
 /// A child server process, killed on drop.
 pub struct ServerProcess {
