@@ -51,6 +51,10 @@ async fn check_spec(svc: &Services, tenant: &str, body: &Value) -> Result<Export
         }
     };
     let mut errs = ValidationErrors::new();
+    let allow = crate::deliver::dispatch::allow_list(svc.store.as_ref(), tenant)
+        .await
+        .map_err(|e| Problem::new(Code::ServiceUnavailable, format!("the tenant's settings could not be read now: {e}")))?;
+    spec.check_outbound(&allow, &mut errs);
     match RowPipeline::build(&schema, &spec) {
         Ok(pipeline) => check_xml(ctx, &spec, &pipeline.output_schema, &mut errs).await?,
         Err(e) => errs.extend(e),

@@ -9,7 +9,6 @@ use super::ValidationErrors;
 use crate::deliver::azure_blob::AzureBlobConfig;
 use crate::deliver::email::EmailConfig;
 use crate::deliver::gcs::GcsConfig;
-use crate::deliver::net_guard::AllowList;
 use crate::deliver::s3::S3Config;
 use crate::deliver::sftp::SftpConfig;
 use crate::deliver::webhook::WebhookConfig;
@@ -124,8 +123,7 @@ impl DestinationSpec {
             Destination::Gcs(c) => errs.extend(c.validate(&at).err().unwrap_or_default()),
             Destination::AzureBlob(c) => errs.extend(c.validate(&at).err().unwrap_or_default()),
             Destination::Sftp(c) => c.validate(&at, errs),
-            // Static checks here; the tenant's allowed hosts are applied again at delivery.
-            Destination::Webhook(c) => c.validate(&at, &AllowList::empty(), errs),
+            Destination::Webhook(c) => c.validate(&at, errs),
             Destination::Email(c) => c.validate(&at, errs),
         }
         if let Some(t) = &self.filename
