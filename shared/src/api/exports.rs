@@ -15,7 +15,7 @@ use crate::model::spec::FORMAT_KINDS;
 use crate::model::{Export, ExportSpec, ExportStatus, FormatKind, Permission, Principal, ValidationErrors, ids};
 use crate::services::Services;
 use crate::source::{self, SourceContext, SourceError};
-use crate::store::{ExportQuery, IdempotencyBegin, StoreError, StoredResponse, UpdateError, update_export};
+use crate::store::{ExportQuery, IdempotencyBegin, RecordKind, StoreError, StoredResponse, UpdateError, update_export};
 use crate::transform::RowPipeline;
 
 /// An export of the caller's tenant, or 404 (another tenant's export is not found, never
@@ -55,6 +55,7 @@ async fn check_spec(svc: &Services, tenant: &str, body: &Value) -> Result<Export
         .await
         .map_err(|e| Problem::new(Code::ServiceUnavailable, format!("the tenant's settings could not be read now: {e}")))?;
     spec.check_outbound(&allow, &mut errs);
+    check_encryption(svc, tenant, &spec, &mut errs).await?;
     match RowPipeline::build(&schema, &spec) {
         Ok(pipeline) => check_xml(ctx, &spec, &pipeline.output_schema, &mut errs).await?,
         Err(e) => errs.extend(e),
@@ -66,6 +67,46 @@ async fn check_spec(svc: &Services, tenant: &str, body: &Value) -> Result<Export
     }
     errs.into_result().map_err(Problem::validation)?;
     Ok(spec)
+}
+
+/// The recipient keys or the password an export's encryption names: registered for this
+/// tenant, of the right kind, and usable now (an OpenPGP key unexpired and able to encrypt).
+async fn check_encryption(svc: &Services, tenant: &str, spec: &ExportSpec, errs: &mut ValidationErrors) -> Result<(), Problem> {
+    use crate::model::packaging::EncryptionSpec;
+    use crate::model::recipient_key::RecipientKeyKind;
+    use crate::package::recipients::{self, LoadError};
+    let (kind, ids) = match &spec.encryption {
+        None => return Ok(()),
+        Some(EncryptionSpec::OpenPgp { recipients, .. }) => (RecipientKeyKind::OpenPgp, recipients),
+        Some(EncryptionSpec::Age { recipients, .. }) => (RecipientKeyKind::Age, recipients),
+        Some(EncryptionSpec::ZipAes { password_credential }) => {
+            let rec = svc.store.get_record(RecordKind::Credential, tenant, password_credential).await.map_err(Problem::internal)?;
+            let kind = rec.as_ref().and_then(|r| r.doc.get("type").and_then(Value::as_str).map(str::to_string));
+            if kind.as_deref() != Some("password") {
+                let why = match kind {
+                    None => "a stored credential of this tenant (POST /v1/credentials) of type password".to_string(),
+                    Some(k) => format!("a credential of type password, not {k}"),
+                };
+                errs.push("/encryption/password_credential", password_credential.as_str(), why);
+            }
+            return Ok(());
+        }
+    };
+    if let Err(failed) = recipients::load(svc.store.as_ref(), tenant, kind, ids).await {
+        for (i, e) in failed {
+            if let LoadError::Store(m) = &e {
+                return Err(Problem::new(Code::ServiceUnavailable, format!("the recipient keys could not be read now: {m}")));
+            }
+            let why = match e {
+                LoadError::NotFound(_) => {
+                    format!("the id of an {} key registered for this tenant (POST /v1/recipient-keys)", kind.as_str())
+                }
+                other => format!("a usable {} recipient key: {other}", kind.as_str()),
+            };
+            errs.push(format!("/encryption/recipients/{i}"), ids[i].as_str(), why);
+        }
+    }
+    Ok(())
 }
 
 /// An XML export's schema: it must be readable, and the mapping must fit it and the columns.

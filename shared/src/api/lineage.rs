@@ -5,18 +5,15 @@
 use http::StatusCode;
 use lambda_http::Request;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::{Problem, Response, authorize, json_response, path_id};
 use crate::model::{ExportSpec, Permission};
 use crate::services::Services;
 
 /// The SHA-256 of a spec's canonical JSON (keys sorted, no spaces): the same spec gives the
-/// same hash on every host.
+/// same hash on every host, and the manifest delivered beside the files carries the same one.
 pub fn spec_hash(spec: &ExportSpec) -> String {
-    let v = serde_json::to_value(spec).unwrap_or_default();
-    // serde_json's map is ordered by key (no `preserve_order` feature): canonical already.
-    hex::encode(Sha256::digest(v.to_string().as_bytes()))
+    crate::package::manifest::spec_sha256(&serde_json::to_value(spec).unwrap_or_default())
 }
 
 /// The version of egress that runs this code.

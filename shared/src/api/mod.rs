@@ -10,6 +10,7 @@ pub mod exports;
 pub mod health;
 pub mod lineage;
 pub mod problem;
+pub mod recipient_keys;
 pub mod records;
 pub mod settings;
 
@@ -43,6 +44,10 @@ pub enum Route {
     ListCredentials,
     GetCredential,
     DeleteCredential,
+    CreateRecipientKey,
+    ListRecipientKeys,
+    GetRecipientKey,
+    DeleteRecipientKey,
     GetSettings,
     PutSettings,
     ListAudit,
@@ -51,7 +56,7 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 19] = [
+    pub const ALL: [Route; 23] = [
         Route::CreateExport,
         Route::ListExports,
         Route::GetExport,
@@ -66,6 +71,10 @@ impl Route {
         Route::ListCredentials,
         Route::GetCredential,
         Route::DeleteCredential,
+        Route::CreateRecipientKey,
+        Route::ListRecipientKeys,
+        Route::GetRecipientKey,
+        Route::DeleteRecipientKey,
         Route::GetSettings,
         Route::PutSettings,
         Route::ListAudit,
@@ -90,6 +99,10 @@ impl Route {
             Route::ListCredentials => "list_credentials",
             Route::GetCredential => "get_credential",
             Route::DeleteCredential => "delete_credential",
+            Route::CreateRecipientKey => "create_recipient_key",
+            Route::ListRecipientKeys => "list_recipient_keys",
+            Route::GetRecipientKey => "get_recipient_key",
+            Route::DeleteRecipientKey => "delete_recipient_key",
             Route::GetSettings => "get_settings",
             Route::PutSettings => "put_settings",
             Route::ListAudit => "list_audit",
@@ -114,6 +127,10 @@ impl Route {
             Route::ListCredentials => (Method::GET, "/v1/credentials"),
             Route::GetCredential => (Method::GET, "/v1/credentials/{id}"),
             Route::DeleteCredential => (Method::DELETE, "/v1/credentials/{id}"),
+            Route::CreateRecipientKey => (Method::POST, "/v1/recipient-keys"),
+            Route::ListRecipientKeys => (Method::GET, "/v1/recipient-keys"),
+            Route::GetRecipientKey => (Method::GET, "/v1/recipient-keys/{id}"),
+            Route::DeleteRecipientKey => (Method::DELETE, "/v1/recipient-keys/{id}"),
             Route::GetSettings => (Method::GET, "/v1/settings"),
             Route::PutSettings => (Method::PUT, "/v1/settings"),
             Route::ListAudit => (Method::GET, "/v1/audit"),
@@ -141,6 +158,10 @@ impl Route {
             Route::ListCredentials => credentials::list(svc, &req).await,
             Route::GetCredential => credentials::get(svc, &req).await,
             Route::DeleteCredential => credentials::delete(svc, &req, &request_id).await,
+            Route::CreateRecipientKey => recipient_keys::create(svc, &req, &request_id).await,
+            Route::ListRecipientKeys => recipient_keys::list(svc, &req).await,
+            Route::GetRecipientKey => recipient_keys::get(svc, &req).await,
+            Route::DeleteRecipientKey => recipient_keys::delete(svc, &req, &request_id).await,
             Route::GetSettings => settings::get(svc, &req).await,
             Route::PutSettings => settings::put(svc, &req, &request_id).await,
             Route::ListAudit => audit::list(svc, &req).await,

@@ -117,6 +117,11 @@ pub mod keys {
     pub fn result_file(tenant: &str, export_id: &str, name: &str) -> String {
         format!("{}{name}", results(tenant, export_id))
     }
+    /// A file as packaged for delivery (archived, encrypted, or the manifest): kept apart from
+    /// the encoded files so that no name can collide.
+    pub fn packaged_file(tenant: &str, export_id: &str, name: &str) -> String {
+        format!("{}packaged/{name}", results(tenant, export_id))
+    }
 }
 
 #[cfg(test)]

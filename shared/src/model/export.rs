@@ -118,6 +118,10 @@ pub struct ResultFile {
     /// Where the file is kept in the blob store. Internal: never shown by the API.
     #[serde(default)]
     pub key: String,
+    /// SHA-256 (hex) of the file before it was encrypted; absent when it was not, and for an
+    /// archive or the manifest (the manifest lists an archive's files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod notify;
 pub mod packaging;
 pub mod principal;
+pub mod recipient_key;
 pub mod settings;
 pub mod spec;
 pub mod validation;

@@ -79,11 +79,11 @@ impl EncryptionSpec {
                 }
             }
             EncryptionSpec::ZipAes { password_credential } => {
-                if !is_id(password_credential, "cred_") {
+                if !crate::model::credential::is_credential_id(password_credential) {
                     errs.push(
                         format!("{pointer}/password_credential"),
                         password_credential.as_str(),
-                        "a credential id: `cred_` followed by 1 to 64 letters or digits",
+                        crate::model::credential::CREDENTIAL_ID_ALLOWED,
                     );
                 }
                 if compression != Compression::Zip {

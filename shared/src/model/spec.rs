@@ -59,6 +59,14 @@ pub struct ExportSpec {
     /// Compression of the delivered file.
     #[serde(default)]
     pub compression: Compression,
+    /// Encryption of the delivered files: to registered recipients' OpenPGP or age keys, or a
+    /// password on the zip archive (`zip_aes`, with `compression: "zip"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<super::packaging::EncryptionSpec>,
+    /// Deliver `manifest.json` beside the files: names, sizes, rows, SHA-256 before and after
+    /// packaging, the spec's hash and the sources.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub manifest: bool,
     /// Where the file goes; a download link when not given.
     #[serde(default = "default_destinations")]
     pub destinations: Vec<DestinationSpec>,
@@ -681,6 +689,9 @@ impl ExportSpec {
             errs.push("/max_rows", 0, "a positive integer");
         }
         self.validate_format(&mut errs);
+        if let Some(e) = &self.encryption {
+            e.validate("/encryption", self.compression, &mut errs);
+        }
         if self.destinations.is_empty() || self.destinations.len() > 10 {
             errs.push("/destinations", serde_json::to_value(&self.destinations).unwrap_or(Value::Null), "1 to 10 destinations");
         }

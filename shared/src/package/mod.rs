@@ -9,6 +9,7 @@ pub mod manifest;
 pub mod openpgp;
 pub mod packager;
 pub mod pipe;
+pub mod recipients;
 pub mod secret;
 pub mod zip_archive;
 

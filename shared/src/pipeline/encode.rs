@@ -59,14 +59,22 @@ pub async fn encode(ctx: &StageContext, input: ExportRef) -> Result<EncodeOutput
             let put = ctx.blobs.put_file(&key, &p.path).await;
             let _ = std::fs::remove_file(&p.path);
             put?;
-            files.push(ResultFile { name, size: p.size, rows: p.rows, sha256: p.sha256, content_type: content_type.clone(), key });
+            files.push(ResultFile {
+                name,
+                size: p.size,
+                rows: p.rows,
+                sha256: p.sha256,
+                content_type: content_type.clone(),
+                key,
+                source_sha256: None,
+            });
         }
         return Ok(EncodeOutput { tenant, export_id, files });
     }
     let (sha256, size, rows) = tokio::task::spawn_blocking(move || job.run()).await??;
     let key = keys::result_file(&tenant, &export_id, &name);
     ctx.blobs.put_file(&key, &out).await?;
-    let file = ResultFile { name, size, rows, sha256, content_type, key };
+    let file = ResultFile { name, size, rows, sha256, content_type, key, source_sha256: None };
     Ok(EncodeOutput { tenant, export_id, files: vec![file] })
 }
 
@@ -409,6 +417,12 @@ pub(crate) fn hash_file(path: &Path) -> Result<(String, u64), StageError> {
 
 /// `<name as a slug>.<ext>[.gz|.zst]`, e.g. `flagged-transactions-2026-10.csv`.
 pub fn file_name(export: &Export) -> String {
+    format!("{}.{}{}", file_slug(export), export.spec.format.kind().extension(), export.spec.compression.of_rows().suffix())
+}
+
+/// The export's name as a file name stem: lower-case letters, digits and `-`, at most 80
+/// characters; `export` when nothing is left.
+pub fn file_slug(export: &Export) -> String {
     let mut slug = String::new();
     for c in export.name.chars() {
         if c.is_ascii_alphanumeric() {
@@ -418,6 +432,5 @@ pub fn file_name(export: &Export) -> String {
         }
     }
     let slug = slug.trim_end_matches('-');
-    let slug = if slug.is_empty() { "export" } else { &slug[..slug.len().min(80)] };
-    format!("{slug}.{}{}", export.spec.format.kind().extension(), export.spec.compression.of_rows().suffix())
+    if slug.is_empty() { "export".to_string() } else { slug[..slug.len().min(80)].to_string() }
 }

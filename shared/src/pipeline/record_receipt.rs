@@ -1,5 +1,5 @@
 //! RecordReceipt: the export is done. Record its files and delivery receipts, clean up the
-//! staging area, audit.
+//! staging area and any file not delivered (the encoded files that packaging replaced), audit.
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -57,9 +57,7 @@ pub async fn record_receipt(ctx: &StageContext, input: RecordReceiptInput) -> Re
         Ok(_) => {}
         Err(UpdateError::Refused(s)) => {
             // Cancelled or deleted meanwhile: the files must not outlive the export.
-            for f in &files {
-                let _ = ctx.blobs.delete(&f.key).await;
-            }
+            let _ = ctx.blobs.delete_prefix(&keys::results(&tenant, &export_id)).await;
             return Err(StageError::new(ErrorName::Cancelled, format!("the export is {}", s.as_str())));
         }
         Err(UpdateError::NotFound) => {
@@ -69,6 +67,13 @@ pub async fn record_receipt(ctx: &StageContext, input: RecordReceiptInput) -> Re
         Err(UpdateError::Store(e)) => return Err(e.into()),
     }
     ctx.blobs.delete_prefix(&keys::staging(&tenant, &export_id)).await?;
+    // Only the recorded files stay: packaging replaced the encoded ones (clear text when they
+    // were encrypted) with its own.
+    for o in ctx.blobs.list(&keys::results(&tenant, &export_id)).await? {
+        if !files.iter().any(|f| f.key == o.key) {
+            ctx.blobs.delete(&o.key).await?;
+        }
+    }
     let failed = deliveries.iter().filter(|d| d.status != "delivered").count();
     let (action, outcome) = match failed {
         0 => ("export.completed", "success"),
