@@ -231,6 +231,11 @@ pub struct Export {
     /// it runs): a second host does not start the same run. Internal: never shown by the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
+    /// The notifications of a finished run already dealt with (sent, or failed for good), as
+    /// `webhook:<message id>` and `email:<message id>`, so that a retried stage does not send
+    /// them again ([`crate::notify`]). Internal: never shown by the API.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notified: Vec<String>,
     /// Optimistic-concurrency version, bumped by every write; a write names the version it
     /// read and fails if another write came first.
     #[serde(default)]
@@ -260,6 +265,7 @@ impl Export {
             run: 1,
             attempts: 0,
             lease: None,
+            notified: Vec::new(),
             version: 0,
         }
     }
@@ -283,6 +289,7 @@ impl Export {
         if let Some(obj) = v.as_object_mut() {
             obj.remove("version");
             obj.remove("lease");
+            obj.remove("notified");
             if let Some(files) = obj.get_mut("result").and_then(|r| r.get_mut("files")).and_then(|f| f.as_array_mut()) {
                 for f in files {
                     if let Some(o) = f.as_object_mut() {
