@@ -231,11 +231,10 @@ pub struct Export {
     /// it runs): a second host does not start the same run. Internal: never shown by the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
-    /// The notifications of a finished run already dealt with (sent, or failed for good), as
-    /// `webhook:<message id>` and `email:<message id>`, so that a retried stage does not send
-    /// them again ([`crate::notify`]). Internal: never shown by the API.
+    /// The notifications of finished runs being sent or done ([`crate::notify`]), so that two
+    /// calls of the recording stages never send one twice. Internal: never shown by the API.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notified: Vec<String>,
+    pub notified: Vec<super::notify::NotificationMark>,
     /// Optimistic-concurrency version, bumped by every write; a write names the version it
     /// read and fails if another write came first.
     #[serde(default)]

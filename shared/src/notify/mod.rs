@@ -13,21 +13,27 @@
 //!
 //! A notification never changes the export's outcome. Each channel's result is audited as
 //! `export.notification.sent` or `export.notification.failed` (target: the export; request
-//! id: `webhook:<id>` or `email:<id>`) and logged, without secrets. Once a channel is done
-//! (sent, or failed for good) the export records it, and a retried RecordReceipt or
-//! RecordFailure does not send it again; if the stage stops between sending and recording, the
-//! same ids let the receiver drop the copy.
+//! id: `webhook:<id>` or `email:<id>`) and logged, without secrets.
+//!
+//! Once per run and channel: RecordFailure may run twice for one failure (a chunk's failure and
+//! the run's), and any stage may be retried. Before sending, a caller claims the channel on the
+//! export with a conditional write; a second caller finds the claim and sends nothing. Once
+//! sent (or failed for good) the claim becomes a done mark. A claim whose caller stopped is
+//! taken over after [`CLAIM_FOR`] by the next call, with the same ids, so a receiver can drop
+//! the copy if the first one did get out.
 
 pub mod event;
 pub mod send;
 
 use std::time::Duration;
 
+use chrono::Utc;
+
 use crate::deliver::DeliverError;
 use crate::deliver::net_guard::AllowList;
 use crate::kms::KeyService;
 use crate::model::Export;
-use crate::model::notify::NotificationSpec;
+use crate::model::notify::{NotificationMark, NotificationSpec};
 use crate::store::{JobStore, UpdateError, update_export};
 
 pub use event::Outcome;
@@ -35,6 +41,8 @@ pub use event::Outcome;
 /// Longest time all notifications of one export may take together (the recording stages have
 /// a time limit of 60 s).
 pub const BUDGET: Duration = Duration::from_secs(40);
+/// How long a claim to send a notification holds: past it, the caller is taken to have stopped.
+pub const CLAIM_FOR: Duration = Duration::from_secs(120);
 
 /// A way a notification goes out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +82,8 @@ pub fn applicable<'a>(export: &'a Export, tenant_default: Option<&'a Notificatio
 }
 
 /// Send the notifications of a finished export (stored, with its final status), each channel
-/// at most once per run; see the module documentation. Returns what was attempted now (empty
-/// when nothing applies or everything was already done).
+/// once per run; see the module documentation. Returns what this call attempted (empty when
+/// nothing applies, or another call has sent or is sending them).
 pub async fn export_finished(store: &dyn JobStore, keys: &dyn KeyService, export: &Export) -> Vec<Notified> {
     let Some(outcome) = Outcome::of(export.status) else { return Vec::new() };
     let (export_id, tenant) = (export.id.as_str(), export.tenant.as_str());
@@ -98,10 +106,17 @@ pub async fn export_finished(store: &dyn JobStore, keys: &dyn KeyService, export
         return Vec::new();
     }
     let message_id = event::message_id(export, outcome);
-    let pending = |c: Channel| !export.notified.contains(&c.key(&message_id));
+    let wanted: Vec<Channel> = [(Channel::Webhook, spec.webhook.is_some()), (Channel::Email, spec.email.is_some())]
+        .into_iter()
+        .filter_map(|(c, on)| on.then_some(c))
+        .collect();
+    let claimed = claim(store, export, &message_id, &wanted).await;
+    if claimed.is_empty() {
+        return Vec::new();
+    }
 
     let webhook = async {
-        let cfg = spec.webhook.as_ref().filter(|_| pending(Channel::Webhook))?;
+        let cfg = spec.webhook.as_ref().filter(|_| claimed.contains(&Channel::Webhook))?;
         let secret = match &cfg.secret_credential {
             Some(id) => match send::webhook_secret(store, keys, tenant, id).await {
                 Ok(s) => Some(s),
@@ -116,7 +131,7 @@ pub async fn export_finished(store: &dyn JobStore, keys: &dyn KeyService, export
         Some(send::webhook(cfg, secret.as_ref(), allow, &message_id, &event::event(export, outcome)).await)
     };
     let email = async {
-        let cfg = spec.email.as_ref().filter(|_| pending(Channel::Email))?;
+        let cfg = spec.email.as_ref().filter(|_| claimed.contains(&Channel::Email))?;
         Some(send::email(cfg, event::email_subject(export, outcome), event::email_text(export, outcome), &message_id).await)
     };
     let within = |r: Result<Option<_>, _>| match r {
@@ -152,7 +167,38 @@ pub async fn export_finished(store: &dyn JobStore, keys: &dyn KeyService, export
     done
 }
 
-/// Record on the export that these notifications are done.
+/// Claim the channels no other caller has claimed or done (a claim past its time is taken
+/// over), in one conditional write; returns the channels this caller is to send. A store that
+/// cannot be written to claims nothing: the stage's retry (or the next call) sends them.
+async fn claim(store: &dyn JobStore, export: &Export, message_id: &str, wanted: &[Channel]) -> Vec<Channel> {
+    let now = Utc::now();
+    let until = now + chrono::Duration::from_std(CLAIM_FOR).unwrap_or_default();
+    let mut claimed = Vec::new();
+    let res = update_export(store, &export.tenant, &export.id, |e| {
+        claimed.clear();
+        for &c in wanted {
+            let key = c.key(message_id);
+            match e.notified.iter_mut().find(|m| m.key == key) {
+                None => e.notified.push(NotificationMark { key, sending_until: Some(until) }),
+                Some(m) if m.sending_until.is_some_and(|t| t <= now) => m.sending_until = Some(until),
+                Some(_) => continue,
+            }
+            claimed.push(c);
+        }
+        if claimed.is_empty() { Err(()) } else { Ok(()) }
+    })
+    .await;
+    match res {
+        Ok(_) => claimed,
+        Err(UpdateError::Refused(())) | Err(UpdateError::NotFound) => Vec::new(),
+        Err(UpdateError::Store(e)) => {
+            tracing::warn!(export_id = export.id, tenant = export.tenant, error = %e, "notifications not sent now: they could not be claimed");
+            Vec::new()
+        }
+    }
+}
+
+/// Turn this caller's claims into done marks.
 async fn mark_done(store: &dyn JobStore, export: &Export, done: &[Notified]) {
     if done.is_empty() {
         return;
@@ -160,8 +206,9 @@ async fn mark_done(store: &dyn JobStore, export: &Export, done: &[Notified]) {
     let keys: Vec<String> = done.iter().map(|n| n.channel.key(&n.message_id)).collect();
     let res = update_export(store, &export.tenant, &export.id, |e| {
         for k in &keys {
-            if !e.notified.contains(k) {
-                e.notified.push(k.clone());
+            match e.notified.iter_mut().find(|m| &m.key == k) {
+                Some(m) => m.sending_until = None,
+                None => e.notified.push(NotificationMark { key: k.clone(), sending_until: None }),
             }
         }
         Ok::<(), ()>(())
