@@ -219,3 +219,52 @@ async fn mark_done(store: &dyn JobStore, export: &Export, done: &[Notified]) {
         Err(e) => tracing::warn!(export_id = export.id, tenant = export.tenant, error = %e, "notifications done but not recorded"),
     }
 }
+
+#[cfg(all(test, feature = "local"))]
+mod tests {
+    use super::*;
+    use crate::model::{ExportSpec, ExportStatus};
+    use crate::store::ExportStore;
+    use crate::store::sqlite::SqliteStore;
+
+    async fn finished(store: &SqliteStore) -> Export {
+        let spec = ExportSpec::from_json(&serde_json::json!({"source": {"type": "inline", "rows": [{"a": 1}]}, "format": "csv"})).unwrap();
+        let mut e = Export::new(crate::model::ids::export_id(), "acme".into(), "key".into(), spec, Utc::now());
+        e.status = ExportStatus::Failed;
+        store.create_export(&e).await.unwrap();
+        store.get_export("acme", &e.id).await.unwrap().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_channel_is_claimed_by_one_caller_and_done_once() {
+        let store = SqliteStore::in_memory().unwrap();
+        let e = finished(&store).await;
+        let both = [Channel::Webhook, Channel::Email];
+        assert_eq!(claim(&store, &e, "m-1", &both).await, both);
+        // A second caller (the run's RecordFailure after the chunk's) finds the claims.
+        assert!(claim(&store, &e, "m-1", &both).await.is_empty());
+        let done = Notified { channel: Channel::Webhook, message_id: "m-1".into(), attempts: 1, result: Ok(()) };
+        mark_done(&store, &e, &[done]).await;
+        let stored = store.get_export("acme", &e.id).await.unwrap().unwrap();
+        assert_eq!(stored.notified[0], NotificationMark { key: "webhook:m-1".into(), sending_until: None });
+        assert!(stored.notified[1].sending_until.is_some_and(|t| t > Utc::now()), "{:?}", stored.notified);
+        assert!(claim(&store, &e, "m-1", &[Channel::Webhook]).await.is_empty(), "done: never again");
+        // Another run's event is another id.
+        assert_eq!(claim(&store, &e, "m-2", &[Channel::Webhook]).await, [Channel::Webhook]);
+    }
+
+    #[tokio::test]
+    async fn a_claim_whose_caller_stopped_is_taken_over_after_its_time() {
+        let store = SqliteStore::in_memory().unwrap();
+        let e = finished(&store).await;
+        assert_eq!(claim(&store, &e, "m-1", &[Channel::Email]).await, [Channel::Email]);
+        update_export(&store, "acme", &e.id, |x| {
+            x.notified[0].sending_until = Some(Utc::now() - chrono::Duration::seconds(1));
+            Ok::<(), ()>(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(claim(&store, &e, "m-1", &[Channel::Email]).await, [Channel::Email]);
+        assert!(claim(&store, &e, "m-1", &[Channel::Email]).await.is_empty());
+    }
+}
