@@ -15,6 +15,7 @@ pub mod lambda;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod model;
+pub mod notify;
 pub mod orchestrate;
 pub mod package;
 pub mod pipeline;

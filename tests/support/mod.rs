@@ -35,10 +35,16 @@ impl Server {
     }
 
     pub fn start_on(data_dir: &Path, dataset_root: &Path, addr: &str, extra: &[&str]) -> Server {
+        Self::start_with_env(data_dir, dataset_root, addr, extra, &[])
+    }
+
+    /// [`Server::start_on`] with extra environment variables (e.g. the email sender's settings).
+    pub fn start_with_env(data_dir: &Path, dataset_root: &Path, addr: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(bin());
         cmd.args(["--data-dir", data_dir.to_str().unwrap(), "--addr", addr, "serve", "--dataset-root", dataset_root.to_str().unwrap()])
             .args(extra)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         let child = cmd.spawn().expect("start egress serve");

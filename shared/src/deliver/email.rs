@@ -1,6 +1,7 @@
 //! Email destination: one message to the configured recipients, with the files attached when
 //! they are small enough, else download links. Sent through SMTP (local host) or Amazon SES
 //! (on AWS); the sender address is a setting of the service, never a tenant's choice.
+//! [`send_notice`] sends a short text without files the same way (export notifications).
 //!
 //! Headers cannot be injected: every address and the subject are refused at create time (and
 //! again before sending) when they hold CR, LF or NUL, and the message is built with lettre's
@@ -225,6 +226,49 @@ pub async fn deliver(cfg: &EmailConfig, message: &EmailMessage, sender: &EmailSe
         })
         .collect();
     Ok(Evidence { location: format!("mailto:{}", cfg.to.join(",")), files, details })
+}
+
+/// A short plain-text message with no files (export notifications), from the service's sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// Recipients, each a plain address or `Name <address>`.
+    pub to: Vec<String>,
+    /// Subject line: at most 200 characters, no CR, LF or NUL.
+    pub subject: String,
+    pub text: String,
+    /// The `Message-ID` without angle brackets and domain (letters, digits, `_`, `-`, `.`):
+    /// the same notice sent twice carries the same id, so mail systems can drop the copy.
+    pub message_id: String,
+}
+
+/// Send a [`Notice`], checked like a destination's message (header injection, addresses,
+/// subject length). Evidence as [`deliver`]'s, without files.
+pub async fn send_notice(notice: &Notice, sender: &EmailSender) -> Result<Evidence, DeliverError> {
+    let cfg = EmailConfig {
+        to: notice.to.clone(),
+        cc: Vec::new(),
+        bcc: Vec::new(),
+        subject: notice.subject.clone(),
+        body: Some(notice.text.clone()),
+        attach: AttachPolicy::Link,
+        max_attachment_bytes: DEFAULT_ATTACHMENT_BYTES,
+    };
+    let mut errs = ValidationErrors::new();
+    cfg.validate("", &mut errs);
+    if !errs.is_empty() {
+        return Err(DeliverError::permanent(format!("invalid email notice: {errs}")));
+    }
+    let built = message::build_notice(&cfg, &notice.message_id, &sender.from)?;
+    let message_id = built.message_id;
+    let sent = tokio::time::timeout(sender.timeout, transport::send(&sender.transport, built.message, &cfg, &sender.from))
+        .await
+        .map_err(|_| DeliverError::transient(format!("email: not sent within {} s", sender.timeout.as_secs_f64())))??;
+    let mut details = Map::new();
+    details.insert("message_id".into(), json!(message_id));
+    details.insert("recipients".into(), json!(cfg.to.len()));
+    details.insert("transport".into(), json!(sent.transport));
+    details.extend(sent.details);
+    Ok(Evidence { location: format!("mailto:{}", cfg.to.join(",")), files: Vec::new(), details })
 }
 
 #[cfg(test)]

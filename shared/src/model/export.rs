@@ -235,6 +235,10 @@ pub struct Export {
     /// it runs): a second host does not start the same run. Internal: never shown by the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
+    /// The notifications of finished runs being sent or done ([`crate::notify`]), so that two
+    /// calls of the recording stages never send one twice. Internal: never shown by the API.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notified: Vec<super::notify::NotificationMark>,
     /// Optimistic-concurrency version, bumped by every write; a write names the version it
     /// read and fails if another write came first.
     #[serde(default)]
@@ -264,6 +268,7 @@ impl Export {
             run: 1,
             attempts: 0,
             lease: None,
+            notified: Vec::new(),
             version: 0,
         }
     }
@@ -287,6 +292,7 @@ impl Export {
         if let Some(obj) = v.as_object_mut() {
             obj.remove("version");
             obj.remove("lease");
+            obj.remove("notified");
             if let Some(files) = obj.get_mut("result").and_then(|r| r.get_mut("files")).and_then(|f| f.as_array_mut()) {
                 for f in files {
                     if let Some(o) = f.as_object_mut() {

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::ValidationErrors;
 use super::credential::is_credential_id;
+use crate::deliver::net_guard::{self, AllowList};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -56,6 +57,19 @@ pub struct EmailNotification {
     pub to: Vec<String>,
 }
 
+/// One notification of an export's run, as the export records it: claimed while one caller
+/// sends it, done once it was sent or failed for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationMark {
+    /// `webhook:<message id>` or `email:<message id>`.
+    pub key: String,
+    /// Set while a caller sends it: until then no other caller does. A claim left by a caller
+    /// that stopped may be taken over after this time. Absent: done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sending_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// A plausible single email address: no header-breaking characters, one `@`.
 pub fn is_plain_address(a: &str) -> bool {
     let Some((local, domain)) = a.split_once('@') else { return false };
@@ -79,6 +93,19 @@ pub fn is_http_url(u: &str) -> bool {
 }
 
 impl NotificationSpec {
+    /// The outbound policy at create time, as for webhook destinations: a webhook URL whose host
+    /// is an IP literal in a forbidden class (loopback, private, link-local, ...) is refused
+    /// unless the tenant's `allow` list names it. Names are checked again where they resolve,
+    /// when the notification is sent.
+    pub fn check_outbound(&self, at: &str, allow: &AllowList, errs: &mut ValidationErrors) {
+        if let Some(w) = &self.webhook
+            && let Ok(u) = reqwest::Url::parse(&w.url)
+            && let Err(g) = net_guard::check_url(allow, &u)
+        {
+            errs.push(format!("{at}/webhook/url"), net_guard::redact_url(&u), format!("a URL the outbound policy allows: {g}"));
+        }
+    }
+
     pub fn validate(&self, at: &str, errs: &mut ValidationErrors) {
         if self.on.is_empty() {
             errs.push(format!("{at}/on"), Value::Array(vec![]), "one or more of completed, partial, failed");
@@ -123,5 +150,20 @@ mod tests {
         for bad in ["ftp://x", "https://user:pw@x.com/", "https:///path", "https://x.com/a b"] {
             assert!(!is_http_url(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn forbidden_literal_addresses_are_refused_unless_allowed() {
+        let spec: NotificationSpec =
+            serde_json::from_value(serde_json::json!({"webhook": {"url": "http://127.0.0.1:9000/hook?token=t"}})).unwrap();
+        let mut errs = ValidationErrors::new();
+        spec.check_outbound("/notifications", &AllowList::empty(), &mut errs);
+        assert_eq!(errs.0.len(), 1, "{errs}");
+        assert_eq!(errs.0[0].pointer, "/notifications/webhook/url");
+        assert!(errs.0[0].allowed.contains("loopback"), "{}", errs.0[0].allowed);
+        assert!(!errs.0[0].value.to_string().contains("token=t"), "the query is not echoed");
+        let mut errs = ValidationErrors::new();
+        spec.check_outbound("/notifications", &AllowList::new(["127.0.0.1:9000"]).unwrap(), &mut errs);
+        assert!(errs.is_empty(), "{errs}");
     }
 }

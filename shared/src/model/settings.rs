@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::ValidationErrors;
 use super::notify::NotificationSpec;
-use crate::deliver::net_guard::is_allow_entry;
+use crate::deliver::net_guard::{AllowList, is_allow_entry};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +33,10 @@ impl TenantSettings {
         }
         if let Some(n) = &self.notifications {
             n.validate("/notifications", &mut errs);
+            // The default's webhook is checked against the hosts these same settings allow.
+            if let Ok(allow) = AllowList::new(&self.allowed_hosts) {
+                n.check_outbound("/notifications", &allow, &mut errs);
+            }
         }
         errs.into_result()
     }

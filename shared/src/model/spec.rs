@@ -627,13 +627,17 @@ impl ExportSpec {
         super::validation::from_json(value)
     }
 
-    /// The outbound policy for the tenant that creates the export: a webhook destination on an
-    /// address the policy forbids is refused now unless the tenant's allowed hosts name it.
+    /// The outbound policy for the tenant that creates the export: a webhook destination or
+    /// notification on an address the policy forbids is refused now unless the tenant's allowed
+    /// hosts name it.
     pub fn check_outbound(&self, allow: &crate::deliver::net_guard::AllowList, errs: &mut ValidationErrors) {
         for (i, d) in self.destinations.iter().enumerate() {
             if let super::destination::Destination::Webhook(c) = &d.target {
                 c.check_policy(&format!("/destinations/{i}"), allow, errs);
             }
+        }
+        if let Some(n) = &self.notifications {
+            n.check_outbound("/notifications", allow, errs);
         }
     }
 

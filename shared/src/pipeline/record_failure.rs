@@ -1,5 +1,9 @@
 //! RecordFailure: the run failed for good. Mark the export failed with a stable code and a
-//! message, clean up, audit. Input as Step Functions' Catch hands it over (`Error`, `Cause`).
+//! message, audit, send the export's notifications ([`crate::notify`]), clean up. Input as
+//! Step Functions' Catch hands it over (`Error`, `Cause`).
+//!
+//! Idempotent: a retry that finds the export already finished sends only the notifications an
+//! earlier attempt (of this stage or of RecordReceipt) did not get to.
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -7,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{ErrorName, StageContext, StageError, audit};
 use crate::blob::keys;
 use crate::model::{ExportError, ExportStatus};
+use crate::notify;
 use crate::store::{UpdateError, update_export};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,17 +81,26 @@ pub async fn record_failure(ctx: &StageContext, input: RecordFailureInput) -> Re
     })
     .await;
     let status = match res {
-        Ok(_) => {
+        Ok(export) => {
+            audit(ctx, &tenant, &export_id, "export.failed", "failed").await;
+            tracing::warn!(export_id, tenant, code, cause = %error.cause, "export failed");
+            notify::export_finished(ctx.store.as_ref(), ctx.keys.as_ref(), &export).await;
             // A transient failure may be retried: keep its chunks. Otherwise clean up.
             if !is_retryable_code(&code) {
                 ctx.blobs.delete_prefix(&keys::staging(&tenant, &export_id)).await?;
             }
-            audit(ctx, &tenant, &export_id, "export.failed", "failed").await;
-            tracing::warn!(export_id, tenant, code, cause = %error.cause, "export failed");
             ExportStatus::Failed.as_str().to_string()
         }
-        // Already finished, cancelled or paused: nothing to record.
-        Err(UpdateError::Refused(s)) => s.as_str().to_string(),
+        // Already finished (an earlier attempt, or RecordReceipt, recorded it: only its
+        // notifications may be left to send), cancelled or paused: nothing to record.
+        Err(UpdateError::Refused(s)) => {
+            if notify::Outcome::of(s).is_some()
+                && let Some(export) = ctx.store.get_export(&tenant, &export_id).await?
+            {
+                notify::export_finished(ctx.store.as_ref(), ctx.keys.as_ref(), &export).await;
+            }
+            s.as_str().to_string()
+        }
         Err(UpdateError::NotFound) => "deleted".to_string(),
         Err(UpdateError::Store(e)) => return Err(e.into()),
     };

@@ -1,12 +1,19 @@
-//! RecordReceipt: the export is done. Record its files and delivery receipts, clean up the
-//! staging area and any file not delivered (the encoded files that packaging replaced), audit.
+//! RecordReceipt: the export is done. Record its files and delivery receipts, audit, send the
+//! export's notifications ([`crate::notify`]), clean up the staging area and any file not
+//! delivered (the encoded files that packaging replaced).
+//!
+//! Idempotent: when an earlier attempt already recorded these files (it stopped before its
+//! end), a retry finds the export finished with them, keeps it, and only does what may be left
+//! (notifications not yet sent, the clean-up).
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::{ErrorName, ExportRef, StageContext, StageError, audit};
 use crate::blob::keys;
-use crate::model::{Delivery, ExportResult, ExportStatus, ResultFile, Step};
+use crate::model::{Delivery, Export, ExportResult, ExportStatus, ResultFile, Step};
+use crate::notify;
+use crate::store::{UpdateError, update_export};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,7 +25,6 @@ pub struct RecordReceiptInput {
     #[serde(default)]
     pub deliveries: Vec<Delivery>,
 }
-use crate::store::{UpdateError, update_export};
 
 pub async fn record_receipt(ctx: &StageContext, input: RecordReceiptInput) -> Result<ExportRef, StageError> {
     let RecordReceiptInput { tenant, export_id, files, deliveries } = input;
@@ -53,19 +59,32 @@ pub async fn record_receipt(ctx: &StageContext, input: RecordReceiptInput) -> Re
         Ok(())
     })
     .await;
-    match res {
-        Ok(_) => {}
-        Err(UpdateError::Refused(s)) => {
-            // Cancelled or deleted meanwhile: the files must not outlive the export.
-            let _ = ctx.blobs.delete_prefix(&keys::results(&tenant, &export_id)).await;
-            return Err(StageError::new(ErrorName::Cancelled, format!("the export is {}", s.as_str())));
+    let export = match res {
+        Ok(e) => {
+            let failed = deliveries.iter().filter(|d| d.status != "delivered").count();
+            let (action, outcome) = match failed {
+                0 => ("export.completed", "success"),
+                n if n == deliveries.len() => ("export.failed", "failed"),
+                _ => ("export.partial", "partial"),
+            };
+            audit(ctx, &tenant, &export_id, action, outcome).await;
+            tracing::info!(export_id, tenant, failed, "export finished");
+            e
         }
+        Err(UpdateError::Refused(s)) => match ctx.store.get_export(&tenant, &export_id).await? {
+            Some(e) if recorded_with(&e, &files) => e,
+            _ => {
+                // Cancelled or deleted meanwhile: the files must not outlive the export.
+                let _ = ctx.blobs.delete_prefix(&keys::results(&tenant, &export_id)).await;
+                return Err(StageError::new(ErrorName::Cancelled, format!("the export is {}", s.as_str())));
+            }
+        },
         Err(UpdateError::NotFound) => {
             let _ = ctx.blobs.delete_prefix(&keys::results(&tenant, &export_id)).await;
             return Err(StageError::new(ErrorName::NotFound, "the export no longer exists"));
         }
         Err(UpdateError::Store(e)) => return Err(e.into()),
-    }
+    };
     ctx.blobs.delete_prefix(&keys::staging(&tenant, &export_id)).await?;
     // Only the recorded files stay: packaging replaced the encoded ones (clear text when they
     // were encrypted) with its own.
@@ -74,13 +93,13 @@ pub async fn record_receipt(ctx: &StageContext, input: RecordReceiptInput) -> Re
             ctx.blobs.delete(&o.key).await?;
         }
     }
-    let failed = deliveries.iter().filter(|d| d.status != "delivered").count();
-    let (action, outcome) = match failed {
-        0 => ("export.completed", "success"),
-        n if n == deliveries.len() => ("export.failed", "failed"),
-        _ => ("export.partial", "partial"),
-    };
-    audit(ctx, &tenant, &export_id, action, outcome).await;
-    tracing::info!(export_id, tenant, failed, "export finished");
+    notify::export_finished(ctx.store.as_ref(), ctx.keys.as_ref(), &export).await;
     Ok(ExportRef { tenant, export_id })
+}
+
+/// Whether an earlier attempt of this stage finished the export with these files.
+fn recorded_with(e: &Export, files: &[ResultFile]) -> bool {
+    matches!(e.status, ExportStatus::Completed | ExportStatus::Partial | ExportStatus::Failed)
+        && e.progress.step == Step::Done
+        && e.result.as_ref().is_some_and(|r| r.files == files)
 }

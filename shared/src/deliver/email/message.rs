@@ -59,6 +59,25 @@ pub(super) async fn build(cfg: &EmailConfig, msg: &EmailMessage, mode: Attachmen
     Ok(Built { message, message_id })
 }
 
+/// A plain-text message with `cfg.body` as its text and a given Message-ID
+/// (`<{id}@{the sender's domain}>`).
+pub(super) fn build_notice(cfg: &EmailConfig, id: &str, from: &str) -> Result<Built, DeliverError> {
+    if id.is_empty() || id.len() > 200 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
+        return Err(DeliverError::permanent(format!("email: message id {id:?}: allowed are 1 to 200 letters, digits, _, - or .")));
+    }
+    let from = mailbox("from", from)?;
+    let message_id = format!("<{id}@{}>", from.email.domain());
+    let mut builder = Message::builder().from(from).subject(cfg.subject.as_str()).message_id(Some(message_id.clone())).date_now();
+    for a in &cfg.to {
+        builder = builder.to(mailbox("to", a)?);
+    }
+    let text = cfg.body.clone().unwrap_or_default();
+    let message = builder
+        .singlepart(SinglePart::plain(text))
+        .map_err(|e| DeliverError::permanent(format!("email: the message could not be built: {e}")))?;
+    Ok(Built { message, message_id })
+}
+
 /// The file's bytes, after checking they are the ones announced (size and SHA-256). Only
 /// files within `max_attachment_bytes` (25 MiB at most) are read.
 async fn read_checked(f: &OutgoingFile) -> Result<Vec<u8>, DeliverError> {
