@@ -18,6 +18,7 @@ pub mod model;
 pub mod orchestrate;
 pub mod package;
 pub mod pipeline;
+pub mod schedule;
 pub mod secrets;
 pub mod services;
 pub mod source;
