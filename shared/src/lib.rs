@@ -19,6 +19,7 @@ pub mod notify;
 pub mod orchestrate;
 pub mod package;
 pub mod pipeline;
+pub mod schedule;
 pub mod secrets;
 pub mod services;
 pub mod source;
