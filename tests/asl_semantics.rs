@@ -1162,7 +1162,8 @@ fn plan_ok(_: usize) -> Reply {
     ok(json!({
         "tenant": "t1", "export_id": "x1", "chunks_total": CHUNKS,
         "items_key": "tenants/t1/staging/x1/chunks.json", "max_concurrency": 2,
-        "destinations": [{"type": "s3"}, {"type": "sftp"}, {"type": "email"}]
+        "destinations": [{"index": 0, "type": "s3"}, {"index": 1, "type": "sftp"}, {"index": 2, "type": "email"}],
+        "redeliver": false
     }))
 }
 
@@ -1193,6 +1194,39 @@ async fn export_definition_needs_every_substitution_and_known_resources() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn export_redelivery_goes_from_plan_to_deliver_with_the_export_files() {
+    let files = json!([{"name": "out.csv.gpg", "size": 12, "key": "k/packaged/out.csv.gpg"}]);
+    let planned = files.clone();
+    let h = export_handler(
+        |i, _| chunk_ok(i),
+        move |_| {
+            ok(json!({
+                "tenant": "t1", "export_id": "x1", "chunks_total": 0, "items_key": "", "max_concurrency": 1,
+                "destinations": [{"index": 2, "type": "email"}], "redeliver": true, "files": planned
+            }))
+        },
+        "failed",
+    );
+    let ex = run_export(&h).await;
+    let out = succeeded(&ex).clone();
+    let path = ex.path();
+    assert_eq!(only(&path, &MAIN_STATES), vec!["Plan", "Deliver", "RecordReceipt"], "{path:?}");
+    assert!(path.iter().any(|s| s == "ReuseFiles"), "{path:?}");
+    for stage in ["extract", "encode", "encrypt", "failure"] {
+        assert!(h.calls_to(&arn(stage)).is_empty(), "{stage} is not run");
+    }
+    let delivered = h.calls_to(&arn("deliver"));
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(
+        delivered[0].input,
+        json!({"tenant": "t1", "export_id": "x1", "index": 2, "destination": {"index": 2, "type": "email"}, "files": files})
+    );
+    let deliveries = json!([{"index": 2, "type": "email", "status": "delivered"}]);
+    assert_eq!(h.calls_to(&arn("receipt"))[0].input, json!({"tenant": "t1", "export_id": "x1", "files": files, "deliveries": deliveries}));
+    assert_eq!(out["encrypted"], json!({"files": files}));
+}
+
+#[tokio::test(start_paused = true)]
 async fn export_happy_path() {
     let h = export_handler(|i, _| chunk_ok(i), plan_ok, "failed");
     let ex = run_export(&h).await;
@@ -1220,7 +1254,10 @@ async fn export_happy_path() {
     assert_eq!(h.calls_to(&arn("encrypt"))[0].input, json!({"tenant": "t1", "export_id": "x1", "files": files}));
     let mut delivered: Vec<Value> = h.calls_to(&arn("deliver")).into_iter().map(|c| c.input).collect();
     delivered.sort_by_key(|v| v["index"].as_u64());
-    assert_eq!(delivered[1], json!({"tenant": "t1", "export_id": "x1", "index": 1, "destination": {"type": "sftp"}, "files": files}));
+    assert_eq!(
+        delivered[1],
+        json!({"tenant": "t1", "export_id": "x1", "index": 1, "destination": {"index": 1, "type": "sftp"}, "files": files})
+    );
     let deliveries = json!([
         {"index": 0, "type": "s3", "status": "delivered"},
         {"index": 1, "type": "sftp", "status": "delivered"},

@@ -96,4 +96,37 @@ fn a_transient_webhook_is_retried_and_a_forbidden_one_fails_alone() {
     assert!(outcomes.contains(&("export.delivery.webhook".into(), "success".into())), "{outcomes:?}");
     assert!(outcomes.contains(&("export.delivery.webhook".into(), "failed".into())), "{outcomes:?}");
     assert!(outcomes.contains(&("export.partial".into(), "partial".into())), "{outcomes:?}");
+
+    // The tenant now allows the second receiver's name: deliver to it again, on request. Only its
+    // receipt changes; the export is completed.
+    let id = export["id"].as_str().unwrap();
+    let version = server.req("GET", "/v1/settings", Some(&token), None).json()["version"].clone();
+    let r = server.req(
+        "PUT",
+        "/v1/settings",
+        Some(&token),
+        Some(&json!({"allowed_hosts": [authority, format!("localhost:{}", receiver.addr.port())], "version": version})),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = server.req("POST", &format!("/v1/exports/{id}/deliveries/1/retry"), Some(&token), None);
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(r.json()["run"], 2, "a new run: {}", r.text());
+    let again = server.wait(&token, &format!("/v1/exports/{id}"));
+    assert_eq!(again["status"], "completed", "{again}");
+    let deliveries = again["result"]["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries[0], export["result"]["deliveries"][0], "the first receipt is kept");
+    assert_eq!((deliveries[1]["status"].as_str(), deliveries[1]["attempts"].as_u64()), (Some("delivered"), Some(1)), "{again}");
+    assert_eq!(again["result"]["files"], export["result"]["files"], "the same files");
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 4, "one more request: the link to the same file");
+    assert_eq!(requests[3].path, "/hook");
+    let link = String::from_utf8_lossy(&requests[3].body).into_owned();
+    assert!(link.contains(file["sha256"].as_str().unwrap()), "the link names the file's checksum: {link}");
+
+    // A destination that does not exist, an index that is not one, an export without files.
+    let r = server.req("POST", &format!("/v1/exports/{id}/deliveries/2/retry"), Some(&token), None);
+    assert_eq!((r.status, r.problem_code().as_str()), (404, "NOT_FOUND"), "{}", r.text());
+    let r = server.req("POST", &format!("/v1/exports/{id}/deliveries/first/retry"), Some(&token), None);
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.json()["errors"][0]["pointer"], "/path/n");
 }

@@ -60,7 +60,8 @@ async fn stage_functions_make_an_export_under_the_runtime_api() {
     let mut plan = start("stage_plan", &data).await;
     let planned = plan.invoke(event("stage_plan")).await.expect("plan");
     assert_eq!(planned["chunks_total"], 1, "{planned}");
-    assert_eq!(planned["destinations"], json!([{"type": "download"}]));
+    assert_eq!(planned["destinations"], json!([{"index": 0, "type": "download"}]));
+    assert_eq!(planned["redeliver"], false);
     // A document that is not the stage's input, and an export that does not exist.
     let err = plan.invoke(json!({"tenant": "acme"})).await.expect_err("missing export_id");
     assert_eq!(err["errorType"], "Egress.Invalid", "{err}");

@@ -7,6 +7,9 @@
 //! - cancel: `pending`/`running`/`paused` → `cancelled`; the run stops and its working files go.
 //! - retry: `failed` with a transient cause (`TRANSIENT_FAILURE`, `INTERRUPTED`, `TIMEOUT`) →
 //!   `pending`, and a new run that keeps the chunks the failed one finished.
+//! - redeliver (`/deliveries/{n}/retry`): `completed`/`partial`/`failed` with files not yet
+//!   expired → `pending`, and a new run that delivers the same files to destination `n` again
+//!   (the other receipts stay as they are).
 
 use chrono::Utc;
 use http::StatusCode;
@@ -26,6 +29,8 @@ pub enum Action {
     Resume,
     Cancel,
     Retry,
+    /// Deliver again to the destination at this index.
+    Redeliver(u32),
 }
 
 impl Action {
@@ -35,6 +40,7 @@ impl Action {
             Action::Resume => "resume",
             Action::Cancel => "cancel",
             Action::Retry => "retry",
+            Action::Redeliver(_) => "redeliver",
         }
     }
 
@@ -45,6 +51,7 @@ impl Action {
             Action::Resume => &[ExportStatus::Paused],
             Action::Cancel => &[ExportStatus::Pending, ExportStatus::Running, ExportStatus::Paused],
             Action::Retry => &[ExportStatus::Failed],
+            Action::Redeliver(_) => &[ExportStatus::Completed, ExportStatus::Partial, ExportStatus::Failed],
         }
     }
 
@@ -62,6 +69,36 @@ impl Action {
             Action::Cancel => {
                 e.status = ExportStatus::Cancelled;
                 e.finished_at = Some(Utc::now());
+            }
+            Action::Redeliver(index) => {
+                let destinations = e.spec.destinations.len();
+                if index as usize >= destinations {
+                    return Err(Problem::new(
+                        Code::NotFound,
+                        format!("the export has {destinations} destination(s), numbered from 0; there is no destination {index}"),
+                    ));
+                }
+                match &e.result {
+                    Some(r) if r.expires_at > Utc::now() => {}
+                    Some(r) => {
+                        return Err(Problem::new(
+                            Code::InvalidState,
+                            format!("the export's files expired at {}; nothing to deliver", r.expires_at),
+                        ));
+                    }
+                    None => {
+                        return Err(Problem::new(
+                            Code::InvalidState,
+                            "the export failed before it had files; retry the export (POST /v1/exports/{id}/retry) instead",
+                        ));
+                    }
+                }
+                e.status = ExportStatus::Pending;
+                e.finished_at = None;
+                e.run += 1;
+                e.attempts = 0;
+                e.lease = None;
+                e.redelivery = Some(index);
             }
             Action::Resume | Action::Retry => {
                 if self == Action::Retry {
@@ -90,7 +127,7 @@ pub async fn control(svc: &Services, req: &Request, request_id: &str, action: Ac
     let id = path_id(req);
     let before = load(svc, &principal, &id).await?;
     let audit_action = format!("export.{}", action.name());
-    if matches!(action, Action::Resume | Action::Retry) {
+    if matches!(action, Action::Resume | Action::Retry | Action::Redeliver(_)) {
         // The stopped run must be over before the next one starts.
         svc.orchestrator.stop(&principal.tenant, &id, before.run).await.map_err(Problem::internal)?;
     }
@@ -110,9 +147,23 @@ pub async fn control(svc: &Services, req: &Request, request_id: &str, action: Ac
             svc.orchestrator.stop(&principal.tenant, &id, export.run).await.map_err(Problem::internal)?;
             svc.blobs.delete_prefix(&keys::staging(&principal.tenant, &id)).await.map_err(Problem::internal)?;
         }
-        Action::Resume | Action::Retry => svc.orchestrator.start(&principal.tenant, &id, export.run).await.map_err(Problem::internal)?,
+        Action::Resume | Action::Retry | Action::Redeliver(_) => {
+            svc.orchestrator.start(&principal.tenant, &id, export.run).await.map_err(Problem::internal)?
+        }
     }
     audit_event(svc, &principal, &audit_action, &id, request_id, "success").await;
     tracing::info!(export_id = %id, tenant = %principal.tenant, action = action.name(), run = export.run, "export steered");
     Ok(json_response(StatusCode::ACCEPTED, &export.to_api_json()))
+}
+
+/// `POST /v1/exports/{id}/deliveries/{n}/retry`: deliver the export's files to destination `n`
+/// again, with its retry policy, in a new run; the receipt replaces that destination's.
+pub async fn redeliver(svc: &Services, req: &Request, request_id: &str) -> Result<Response, Problem> {
+    let raw = super::path_param(req, "n");
+    let Ok(index) = raw.parse::<u32>() else {
+        let mut errs = crate::model::ValidationErrors::new();
+        errs.push("/path/n", raw.as_str(), "a destination's index: 0 for the first");
+        return Err(Problem::validation(errs));
+    };
+    control(svc, req, request_id, Action::Redeliver(index)).await
 }

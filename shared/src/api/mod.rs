@@ -39,6 +39,7 @@ pub enum Route {
     ResumeExport,
     CancelExport,
     RetryExport,
+    RedeliverExport,
     GetLineage,
     CreateCredential,
     ListCredentials,
@@ -56,7 +57,7 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 23] = [
+    pub const ALL: [Route; 24] = [
         Route::CreateExport,
         Route::ListExports,
         Route::GetExport,
@@ -66,6 +67,7 @@ impl Route {
         Route::ResumeExport,
         Route::CancelExport,
         Route::RetryExport,
+        Route::RedeliverExport,
         Route::GetLineage,
         Route::CreateCredential,
         Route::ListCredentials,
@@ -94,6 +96,7 @@ impl Route {
             Route::ResumeExport => "resume_export",
             Route::CancelExport => "cancel_export",
             Route::RetryExport => "retry_export",
+            Route::RedeliverExport => "redeliver_export",
             Route::GetLineage => "get_lineage",
             Route::CreateCredential => "create_credential",
             Route::ListCredentials => "list_credentials",
@@ -122,6 +125,7 @@ impl Route {
             Route::ResumeExport => (Method::POST, "/v1/exports/{id}/resume"),
             Route::CancelExport => (Method::POST, "/v1/exports/{id}/cancel"),
             Route::RetryExport => (Method::POST, "/v1/exports/{id}/retry"),
+            Route::RedeliverExport => (Method::POST, "/v1/exports/{id}/deliveries/{n}/retry"),
             Route::GetLineage => (Method::GET, "/v1/exports/{id}/lineage"),
             Route::CreateCredential => (Method::POST, "/v1/credentials"),
             Route::ListCredentials => (Method::GET, "/v1/credentials"),
@@ -153,6 +157,7 @@ impl Route {
             Route::ResumeExport => control::control(svc, &req, &request_id, control::Action::Resume).await,
             Route::CancelExport => control::control(svc, &req, &request_id, control::Action::Cancel).await,
             Route::RetryExport => control::control(svc, &req, &request_id, control::Action::Retry).await,
+            Route::RedeliverExport => control::redeliver(svc, &req, &request_id).await,
             Route::GetLineage => lineage::lineage(svc, &req).await,
             Route::CreateCredential => credentials::create(svc, &req, &request_id).await,
             Route::ListCredentials => credentials::list(svc, &req).await,
@@ -258,7 +263,12 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response {
 
 /// The `{id}` path parameter.
 pub fn path_id(req: &Request) -> String {
-    req.path_parameters().first("id").unwrap_or_default().to_string()
+    path_param(req, "id")
+}
+
+/// A path parameter by name (empty when the route has none of that name).
+pub fn path_param(req: &Request, name: &str) -> String {
+    req.path_parameters().first(name).unwrap_or_default().to_string()
 }
 
 /// Query parameters, rejecting any the route does not know.

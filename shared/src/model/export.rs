@@ -235,6 +235,10 @@ pub struct Export {
     /// it runs): a second host does not start the same run. Internal: never shown by the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
+    /// The destination (its index) this run delivers to again, keeping the files the export
+    /// has (`POST /v1/exports/{id}/deliveries/{n}/retry`); `None` for a run that makes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redelivery: Option<u32>,
     /// The notifications of finished runs being sent or done ([`crate::notify`]), so that two
     /// calls of the recording stages never send one twice. Internal: never shown by the API.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -268,6 +272,7 @@ impl Export {
             run: 1,
             attempts: 0,
             lease: None,
+            redelivery: None,
             notified: Vec::new(),
             version: 0,
         }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ChunkManifest, ExportRef, StageContext, StageError, load_active};
 use crate::blob::keys;
-use crate::model::{ExportStatus, Step};
+use crate::model::{ExportStatus, ResultFile, Step};
 use crate::source::{self, SourceContext};
 use crate::store::{UpdateError, update_export};
 use crate::transform::RowPipeline;
@@ -28,13 +28,35 @@ pub struct PlanOutput {
     pub items_key: String,
     /// Chunks extracted at once (the Map's `MaxConcurrencyPath`).
     pub max_concurrency: u32,
-    /// Where the files go, in order (the Deliver Map's items).
+    /// Where the files go, in order (the Deliver Map's items: `{"index", "type"}`).
     pub destinations: Vec<serde_json::Value>,
+    /// A redelivery run: the state machine skips extract, encode and encrypt and delivers
+    /// `files`, the ones the export has, to the one destination listed.
+    pub redeliver: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<ResultFile>,
 }
 
 pub async fn plan(ctx: &StageContext, input: ExportRef) -> Result<PlanOutput, StageError> {
     let ExportRef { tenant, export_id } = input;
     let export = load_active(ctx, &tenant, &export_id).await?;
+    let destination = |i: usize, d: &crate::model::DestinationSpec| serde_json::json!({"index": i, "type": d.target.kind()});
+    if let Some(index) = export.redelivery {
+        let (Some(result), Some(d)) = (&export.result, export.spec.destinations.get(index as usize)) else {
+            return Err(StageError::invalid(format!("nothing to deliver again to destination {index}: no files or no such destination")));
+        };
+        mark(ctx, &tenant, &export_id, Step::Deliver, format!("delivering again to destination {index}"), None).await?;
+        return Ok(PlanOutput {
+            items_key: String::new(),
+            max_concurrency: 1,
+            destinations: vec![destination(index as usize, d)],
+            chunks_total: 0,
+            redeliver: true,
+            files: result.files.clone(),
+            tenant,
+            export_id,
+        });
+    }
     mark(ctx, &tenant, &export_id, Step::Plan, "planning chunks".into(), None).await?;
     // A retried or resumed run keeps the plan it made: chunk numbers must not move.
     let manifest = match ChunkManifest::load(ctx.blobs.as_ref(), &tenant, &export_id).await? {
@@ -65,8 +87,10 @@ pub async fn plan(ctx: &StageContext, input: ExportRef) -> Result<PlanOutput, St
     Ok(PlanOutput {
         items_key,
         max_concurrency: ctx.settings.max_concurrency.max(1) as u32,
-        destinations: export.spec.destinations.iter().map(|d| serde_json::json!({"type": d.target.kind()})).collect(),
+        destinations: export.spec.destinations.iter().enumerate().map(|(i, d)| destination(i, d)).collect(),
         chunks_total: total,
+        redeliver: false,
+        files: Vec::new(),
         tenant,
         export_id,
     })

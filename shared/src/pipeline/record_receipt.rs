@@ -33,7 +33,11 @@ pub async fn record_receipt(ctx: &StageContext, input: RecordReceiptInput) -> Re
         if !ExportStatus::ACTIVE.contains(&e.status) {
             return Err(e.status);
         }
-        let expires_at = now + chrono::Duration::seconds(e.spec.expires_in_secs() as i64);
+        // A redelivery replaces its destination's receipt and keeps the others and the expiry.
+        let (deliveries, expires_at) = match (e.redelivery.take(), &e.result) {
+            (Some(_), Some(r)) => (merge_receipts(&r.deliveries, &deliveries), r.expires_at),
+            _ => (deliveries.clone(), now + chrono::Duration::seconds(e.spec.expires_in_secs() as i64)),
+        };
         // A destination that failed makes the export `partial` (`failed` when none delivered).
         let failed = deliveries.iter().filter(|d| d.status != "delivered").count();
         e.status = match failed {
@@ -61,10 +65,11 @@ pub async fn record_receipt(ctx: &StageContext, input: RecordReceiptInput) -> Re
     .await;
     let export = match res {
         Ok(e) => {
-            let failed = deliveries.iter().filter(|d| d.status != "delivered").count();
+            let all = e.result.as_ref().map(|r| r.deliveries.as_slice()).unwrap_or_default();
+            let failed = all.iter().filter(|d| d.status != "delivered").count();
             let (action, outcome) = match failed {
                 0 => ("export.completed", "success"),
-                n if n == deliveries.len() => ("export.failed", "failed"),
+                n if n == all.len() => ("export.failed", "failed"),
                 _ => ("export.partial", "partial"),
             };
             audit(ctx, &tenant, &export_id, action, outcome).await;
@@ -102,4 +107,17 @@ fn recorded_with(e: &Export, files: &[ResultFile]) -> bool {
     matches!(e.status, ExportStatus::Completed | ExportStatus::Partial | ExportStatus::Failed)
         && e.progress.step == Step::Done
         && e.result.as_ref().is_some_and(|r| r.files == files)
+}
+
+/// The receipts after a redelivery: each new one replaces the receipt of its destination.
+fn merge_receipts(old: &[Delivery], new: &[Delivery]) -> Vec<Delivery> {
+    let mut all = old.to_vec();
+    for d in new {
+        match all.iter_mut().find(|o| o.index == d.index) {
+            Some(o) => *o = d.clone(),
+            None => all.push(d.clone()),
+        }
+    }
+    all.sort_by_key(|d| d.index);
+    all
 }
