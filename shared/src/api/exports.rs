@@ -209,14 +209,20 @@ pub async fn create(svc: &Services, req: &Request, request_id: &str) -> Result<R
 }
 
 async fn create_inner(svc: &Services, principal: &Principal, body: &Value, request_id: &str) -> Result<(Value, String), Problem> {
-    let spec = match check_spec(svc, &principal.tenant, body).await {
+    // A body naming a template becomes the template's spec with its parameters first.
+    let checked = match super::templates::resolve_export_body(svc, &principal.tenant, body).await {
+        Ok((body, template)) => check_spec(svc, &principal.tenant, &body).await.map(|spec| (spec, template)),
+        Err(p) => Err(p),
+    };
+    let (spec, template) = match checked {
         Ok(s) => s,
         Err(p) => {
             audit_event(svc, principal, "export.create", "-", request_id, "rejected").await;
             return Err(p);
         }
     };
-    let export = Export::new(ids::export_id(), principal.tenant.clone(), principal.key_id.clone(), spec, Utc::now());
+    let mut export = Export::new(ids::export_id(), principal.tenant.clone(), principal.key_id.clone(), spec, Utc::now());
+    export.template = template;
     svc.store.create_export(&export).await.map_err(Problem::internal)?;
     audit_event(svc, principal, "export.create", &export.id, request_id, "success").await;
     svc.orchestrator.start(&export.tenant, &export.id, export.run).await.map_err(Problem::internal)?;

@@ -53,6 +53,7 @@ pub async fn lineage(svc: &Services, req: &Request) -> Result<Response, Problem>
         "runs": export.run,
         "code_version": code_version(),
         "spec_hash": spec_hash(&export.spec),
+        "template": export.template,
         "source": spec.get("source"),
         "filters": spec.get("filters"),
         "time_range": spec.get("time_range"),

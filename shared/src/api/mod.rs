@@ -13,6 +13,7 @@ pub mod problem;
 pub mod recipient_keys;
 pub mod records;
 pub mod settings;
+pub mod templates;
 
 use std::collections::HashMap;
 
@@ -51,13 +52,18 @@ pub enum Route {
     DeleteRecipientKey,
     GetSettings,
     PutSettings,
+    CreateTemplate,
+    ListTemplates,
+    GetTemplate,
+    PutTemplate,
+    DeleteTemplate,
     ListAudit,
     VerifyAudit,
     Health,
 }
 
 impl Route {
-    pub const ALL: [Route; 24] = [
+    pub const ALL: [Route; 29] = [
         Route::CreateExport,
         Route::ListExports,
         Route::GetExport,
@@ -79,6 +85,11 @@ impl Route {
         Route::DeleteRecipientKey,
         Route::GetSettings,
         Route::PutSettings,
+        Route::CreateTemplate,
+        Route::ListTemplates,
+        Route::GetTemplate,
+        Route::PutTemplate,
+        Route::DeleteTemplate,
         Route::ListAudit,
         Route::VerifyAudit,
         Route::Health,
@@ -108,6 +119,11 @@ impl Route {
             Route::DeleteRecipientKey => "delete_recipient_key",
             Route::GetSettings => "get_settings",
             Route::PutSettings => "put_settings",
+            Route::CreateTemplate => "create_template",
+            Route::ListTemplates => "list_templates",
+            Route::GetTemplate => "get_template",
+            Route::PutTemplate => "put_template",
+            Route::DeleteTemplate => "delete_template",
             Route::ListAudit => "list_audit",
             Route::VerifyAudit => "verify_audit",
             Route::Health => "health",
@@ -137,6 +153,11 @@ impl Route {
             Route::DeleteRecipientKey => (Method::DELETE, "/v1/recipient-keys/{id}"),
             Route::GetSettings => (Method::GET, "/v1/settings"),
             Route::PutSettings => (Method::PUT, "/v1/settings"),
+            Route::CreateTemplate => (Method::POST, "/v1/templates"),
+            Route::ListTemplates => (Method::GET, "/v1/templates"),
+            Route::GetTemplate => (Method::GET, "/v1/templates/{id}"),
+            Route::PutTemplate => (Method::PUT, "/v1/templates/{id}"),
+            Route::DeleteTemplate => (Method::DELETE, "/v1/templates/{id}"),
             Route::ListAudit => (Method::GET, "/v1/audit"),
             Route::VerifyAudit => (Method::GET, "/v1/audit/verify"),
             Route::Health => (Method::GET, "/v1/health"),
@@ -169,6 +190,11 @@ impl Route {
             Route::DeleteRecipientKey => recipient_keys::delete(svc, &req, &request_id).await,
             Route::GetSettings => settings::get(svc, &req).await,
             Route::PutSettings => settings::put(svc, &req, &request_id).await,
+            Route::CreateTemplate => templates::create(svc, &req, &request_id).await,
+            Route::ListTemplates => templates::list(svc, &req).await,
+            Route::GetTemplate => templates::get(svc, &req).await,
+            Route::PutTemplate => templates::put(svc, &req, &request_id).await,
+            Route::DeleteTemplate => templates::delete(svc, &req, &request_id).await,
             Route::ListAudit => audit::list(svc, &req).await,
             Route::VerifyAudit => audit::verify(svc, &req).await,
             Route::Health => health::health(svc).await,

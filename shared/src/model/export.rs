@@ -243,6 +243,10 @@ pub struct Export {
     /// calls of the recording stages never send one twice. Internal: never shown by the API.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notified: Vec<super::notify::NotificationMark>,
+    /// The template the spec was rendered from (its id, name, version and the parameters
+    /// used), when the export named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<super::template::TemplateRef>,
     /// Optimistic-concurrency version, bumped by every write; a write names the version it
     /// read and fails if another write came first.
     #[serde(default)]
@@ -274,6 +278,7 @@ impl Export {
             lease: None,
             redelivery: None,
             notified: Vec::new(),
+            template: None,
             version: 0,
         }
     }

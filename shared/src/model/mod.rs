@@ -11,6 +11,7 @@ pub mod principal;
 pub mod recipient_key;
 pub mod settings;
 pub mod spec;
+pub mod template;
 pub mod validation;
 pub mod xml;
 
