@@ -127,6 +127,17 @@ fn the_audit_trail_is_listed_filtered_and_its_chain_verified() {
     let about = server.req("GET", &format!("/v1/audit?target={id}"), Some(&token), None).json();
     let actions: Vec<&str> = about["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert!(actions.contains(&"export.create") && actions.contains(&"export.completed"), "{actions:?}");
+    // Reads are audited too (the waits above read the export), and so are refusals.
+    assert!(actions.contains(&"export.get"), "{actions:?}");
+    let viewer = server.key("acme", "exports:view");
+    assert_eq!(server.req("GET", "/v1/credentials", Some(&viewer), None).status, 403);
+    let body = json!({"name": "nope", "secret": {"type": "password", "password": "pw"}});
+    assert_eq!(server.req("POST", "/v1/credentials", Some(&viewer), Some(&body)).status, 403);
+    let denied = server.req("GET", "/v1/audit?outcome=denied", Some(&token), None).json();
+    let denied: Vec<(&str, &str)> =
+        denied["items"].as_array().unwrap().iter().map(|e| (e["action"].as_str().unwrap(), e["actor"].as_str().unwrap())).collect();
+    assert_eq!(denied.iter().map(|(a, _)| *a).collect::<Vec<_>>(), ["credentials.list", "credential.create"], "{denied:?}");
+    assert!(denied.iter().all(|(_, actor)| *actor != "-" && !actor.is_empty()), "the refused key is named: {denied:?}");
     assert_eq!(server.req("GET", "/v1/audit?since=yesterday", Some(&token), None).status, 400);
 
     let lineage = server.req("GET", &format!("/v1/exports/{id}/lineage"), Some(&token), None);

@@ -3,6 +3,7 @@
 //! does (match the path, fill in path and query parameters).
 
 pub mod audit;
+pub mod call_audit;
 pub mod control;
 pub mod credentials;
 pub mod download;
@@ -200,6 +201,7 @@ impl Route {
             Route::Health => health::health(svc).await,
         };
         let mut resp = result.unwrap_or_else(|p| p.into_response(&instance, &request_id));
+        call_audit::record(svc, self, &req, resp.status(), &request_id).await;
         if let Ok(v) = http::HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert("x-request-id", v);
         }
