@@ -239,6 +239,9 @@ pub struct Export {
     /// calls of the recording stages never send one twice. Internal: never shown by the API.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notified: Vec<super::notify::NotificationMark>,
+    /// The schedule run that created it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<super::schedule::ScheduleRef>,
     /// Optimistic-concurrency version, bumped by every write; a write names the version it
     /// read and fails if another write came first.
     #[serde(default)]
@@ -269,6 +272,7 @@ impl Export {
             attempts: 0,
             lease: None,
             notified: Vec::new(),
+            schedule: None,
             version: 0,
         }
     }
