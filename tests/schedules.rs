@@ -406,3 +406,112 @@ async fn incremental_sync_delivers_every_row_once_across_a_failed_run() {
     assert_eq!(unique.len(), all.len(), "a row was delivered twice: {all:?}");
     assert_eq!(unique, (0..next_id).collect::<BTreeSet<u64>>(), "rows were skipped");
 }
+
+/// Pause a run's export at once, so that it stays in progress as long as the test wants.
+async fn hold(client: &Client<'_>, id: &str) -> String {
+    let (_, _, runs) = client.call(Method::GET, &format!("/v1/schedules/{id}/runs"), None).await;
+    let export = runs["items"][0]["export_id"].as_str().unwrap().to_string();
+    let (status, _, body) = client.call(Method::POST, &format!("/v1/exports/{export}/pause"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "the run ended before it could be held: {body}");
+    export
+}
+
+async fn release(client: &Client<'_>, export: &str) {
+    let (status, _, body) = client.call(Method::POST, &format!("/v1/exports/{export}/resume"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+}
+
+fn summary(runs: &[Value]) -> Vec<(String, String, String)> {
+    runs.iter()
+        .map(|r| {
+            let key = r["fire_key"].as_str().unwrap();
+            let time = key.split('/').nth(1).unwrap().chars().skip(11).take(5).collect();
+            (time, r["trigger"].as_str().unwrap().to_string(), r["status"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+fn s3(a: &str, b: &str, c: &str) -> (String, String, String) {
+    (a.into(), b.into(), c.into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlap_timeout_and_pause_with_a_run_in_progress() {
+    let t0 = utc("2026-01-01T00:00:00Z");
+    // Enough rows that a run is still going when the test holds it.
+    let s = setup(t0, 150_000);
+    let clock = Arc::new(ManualClock::new(t0));
+    let host = open(&s.data, &s.roots);
+    let client = Client { services: &host.services, token: admin(&host).await };
+    let hourly = |name: &str, extra: Value| {
+        let mut b = json!({"name": name, "cron": "hourly", "timezone": "UTC",
+                           "export": {"source": {"type": "dataset", "local_path": s.dataset.to_str().unwrap()}, "format": "csv"},
+                           "window": {"type": "last_n_hours", "n": 1, "column": "ts"}});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let a = create(&client, hourly("skip", json!({"timeout_secs": 5400}))).await["id"].as_str().unwrap().to_string();
+    let b = create(&client, hourly("queue", json!({"overlap": "queue_one"}))).await["id"].as_str().unwrap().to_string();
+    let c = create(&client, hourly("paused", json!({}))).await["id"].as_str().unwrap().to_string();
+    let scheduler = Scheduler::new(host.services.clone(), clock.clone());
+    scheduler.tick().await.unwrap();
+    let at = |h: i64, m: i64, sec: i64| t0 + Span::hours(h) + Span::minutes(m) + Span::seconds(sec);
+
+    clock.set(at(1, 0, 1));
+    assert_eq!(scheduler.tick().await.unwrap().started, 3);
+    let held_a = hold(&client, &a).await;
+    let held_b = hold(&client, &b).await;
+    let held_c = hold(&client, &c).await;
+    // Pausing C lets its run finish.
+    let (status, _, _) = client.call(Method::POST, &format!("/v1/schedules/{c}/pause"), None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    clock.set(at(2, 0, 1));
+    let r = scheduler.tick().await.unwrap();
+    assert_eq!((r.started, r.skipped, r.queued), (0, 1, 1), "{r:?}");
+    release(&client, &held_c).await;
+    settled_runs(&client, &c).await;
+
+    // A's run is past its timeout.
+    clock.set(at(2, 40, 0));
+    assert_eq!(scheduler.tick().await.unwrap().timed_out, 1);
+    let (_, _, e) = client.call(Method::GET, &format!("/v1/exports/{held_a}"), None).await;
+    assert_eq!(e["status"], "cancelled");
+
+    // B's waiting fire is replaced by the later one.
+    clock.set(at(3, 0, 1));
+    let r = scheduler.tick().await.unwrap();
+    assert_eq!((r.started, r.queued), (1, 1), "{r:?}");
+    release(&client, &held_b).await;
+    let (status, _, _) = client.call(Method::POST, &format!("/v1/schedules/{c}/resume"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    settled_runs(&client, &b).await;
+    clock.set(at(3, 10, 0));
+    assert_eq!(scheduler.tick().await.unwrap().started, 1);
+    settled_runs(&client, &b).await;
+    settled_runs(&client, &a).await;
+
+    clock.set(at(4, 0, 1));
+    assert_eq!(scheduler.tick().await.unwrap().started, 3);
+
+    let runs = settled_runs(&client, &a).await;
+    assert_eq!(
+        summary(&runs),
+        [
+            s3("01:00", "schedule", "timed_out"),
+            s3("02:00", "schedule", "skipped"),
+            s3("03:00", "schedule", "completed"),
+            s3("04:00", "schedule", "completed")
+        ]
+    );
+    assert!(runs[0]["error"].as_str().unwrap().contains("timeout_secs = 5400"), "{}", runs[0]);
+    let runs = settled_runs(&client, &b).await;
+    assert_eq!(
+        summary(&runs),
+        [s3("01:00", "schedule", "completed"), s3("03:00", "queued", "completed"), s3("04:00", "schedule", "completed")]
+    );
+    let runs = settled_runs(&client, &c).await;
+    assert_eq!(summary(&runs), [s3("01:00", "schedule", "completed"), s3("04:00", "schedule", "completed")]);
+}
