@@ -20,6 +20,7 @@ pub mod orchestrate;
 pub mod package;
 pub mod pipeline;
 pub mod schedule;
+pub mod scheduler;
 pub mod secrets;
 pub mod services;
 pub mod source;

@@ -106,6 +106,9 @@ enum KeysCommand {
     },
 }
 
+/// How often the in-process scheduler looks for due fires.
+const SCHEDULER_TICK_SECS: u64 = 10;
+
 fn open(cli: &Cli, dataset_roots: Vec<PathBuf>, public_url: Option<String>) -> Result<LocalHost, String> {
     open_tuned(cli, dataset_roots, public_url, None)
 }
@@ -134,6 +137,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 listener.local_addr().map_err(|e| e.to_string())?,
                 cli.data_dir.display()
             );
+            let scheduler = egress::scheduler::Scheduler::new(host.services.clone(), Arc::new(egress::scheduler::SystemClock));
+            tokio::spawn(scheduler.run(std::time::Duration::from_secs(SCHEDULER_TICK_SECS)));
             tokio::select! {
                 r = host::serve(host.clone(), listener) => r.map_err(|e| e.to_string()),
                 _ = tokio::signal::ctrl_c() => Ok(()),

@@ -11,6 +11,7 @@ use crate::audit::{self, AuditEntry};
 use crate::blob::keys;
 use crate::format::xml;
 use crate::model::export::EXPORT_STATUSES;
+use crate::model::schedule::ScheduleRef;
 use crate::model::spec::FORMAT_KINDS;
 use crate::model::{Export, ExportSpec, ExportStatus, FormatKind, Permission, Principal, ValidationErrors, ids};
 use crate::services::Services;
@@ -36,7 +37,7 @@ pub(crate) async fn audit_event(svc: &Services, p: &Principal, action: &str, tar
 }
 
 /// Parse and check a spec, against the source's schema too.
-async fn check_spec(svc: &Services, tenant: &str, body: &Value) -> Result<ExportSpec, Problem> {
+pub(crate) async fn check_spec(svc: &Services, tenant: &str, body: &Value) -> Result<ExportSpec, Problem> {
     let spec = ExportSpec::from_json(body).map_err(Problem::validation)?;
     spec.validate().map_err(Problem::validation)?;
     let ctx = SourceContext { blobs: svc.blobs.as_ref(), dataset_roots: &svc.settings.dataset_roots, tenant };
@@ -209,26 +210,53 @@ pub async fn create(svc: &Services, req: &Request, request_id: &str) -> Result<R
 }
 
 async fn create_inner(svc: &Services, principal: &Principal, body: &Value, request_id: &str) -> Result<(Value, String), Problem> {
+    let export = start_export(svc, &principal.tenant, &principal.key_id, body, ids::export_id(), None, request_id).await?;
+    let location = format!("/v1/exports/{}", export.id);
+    Ok((export.to_api_json(), location))
+}
+
+/// Check an export request (the body of `POST /v1/exports`) and start it as export `id` of
+/// `tenant`, created by `actor`: what the route and the scheduler both do. A second start
+/// with the same id is a 409 `CONFLICT` and changes nothing.
+pub async fn start_export(
+    svc: &Services,
+    tenant: &str,
+    actor: &str,
+    body: &Value,
+    id: String,
+    schedule: Option<ScheduleRef>,
+    request_id: &str,
+) -> Result<Export, Problem> {
+    let audit = |target: String, outcome: &'static str| async move {
+        let entry = AuditEntry { tenant, actor, action: "export.create", target: &target, request_id, outcome };
+        if let Err(e) = audit::append(svc.store.as_ref(), entry).await {
+            tracing::warn!(error = %e, "audit append failed");
+        }
+    };
     // A body naming a template becomes the template's spec with its parameters first.
-    let checked = match super::templates::resolve_export_body(svc, &principal.tenant, body).await {
-        Ok((body, template)) => check_spec(svc, &principal.tenant, &body).await.map(|spec| (spec, template)),
+    let checked = match super::templates::resolve_export_body(svc, tenant, body).await {
+        Ok((body, template)) => check_spec(svc, tenant, &body).await.map(|spec| (spec, template)),
         Err(p) => Err(p),
     };
     let (spec, template) = match checked {
         Ok(s) => s,
         Err(p) => {
-            audit_event(svc, principal, "export.create", "-", request_id, "rejected").await;
+            audit("-".into(), "rejected").await;
             return Err(p);
         }
     };
-    let mut export = Export::new(ids::export_id(), principal.tenant.clone(), principal.key_id.clone(), spec, Utc::now());
+    let mut export = Export::new(id, tenant.to_string(), actor.to_string(), spec, Utc::now());
     export.template = template;
-    svc.store.create_export(&export).await.map_err(Problem::internal)?;
-    audit_event(svc, principal, "export.create", &export.id, request_id, "success").await;
+    export.schedule = schedule;
+    match svc.store.create_export(&export).await {
+        Ok(()) => {}
+        Err(StoreError::AlreadyExists) => return Err(Problem::new(Code::Conflict, format!("the export `{}` exists already", export.id))),
+        Err(e) => return Err(Problem::internal(e)),
+    }
+    audit(export.id.clone(), "success").await;
     svc.orchestrator.start(&export.tenant, &export.id, export.run).await.map_err(Problem::internal)?;
     tracing::info!(export_id = %export.id, tenant = %export.tenant, "export created");
-    let location = format!("/v1/exports/{}", export.id);
-    Ok((export.to_api_json(), location))
+    Ok(export)
 }
 
 fn parse_time(q: &std::collections::HashMap<String, String>, name: &str, errs: &mut ValidationErrors) -> Option<DateTime<Utc>> {

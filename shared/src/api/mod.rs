@@ -13,6 +13,7 @@ pub mod lineage;
 pub mod problem;
 pub mod recipient_keys;
 pub mod records;
+pub mod schedules;
 pub mod settings;
 pub mod templates;
 
@@ -51,6 +52,15 @@ pub enum Route {
     ListRecipientKeys,
     GetRecipientKey,
     DeleteRecipientKey,
+    CreateSchedule,
+    ListSchedules,
+    GetSchedule,
+    PutSchedule,
+    DeleteSchedule,
+    PauseSchedule,
+    ResumeSchedule,
+    RunSchedule,
+    ListScheduleRuns,
     GetSettings,
     PutSettings,
     CreateTemplate,
@@ -64,7 +74,7 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 29] = [
+    pub const ALL: [Route; 38] = [
         Route::CreateExport,
         Route::ListExports,
         Route::GetExport,
@@ -84,6 +94,15 @@ impl Route {
         Route::ListRecipientKeys,
         Route::GetRecipientKey,
         Route::DeleteRecipientKey,
+        Route::CreateSchedule,
+        Route::ListSchedules,
+        Route::GetSchedule,
+        Route::PutSchedule,
+        Route::DeleteSchedule,
+        Route::PauseSchedule,
+        Route::ResumeSchedule,
+        Route::RunSchedule,
+        Route::ListScheduleRuns,
         Route::GetSettings,
         Route::PutSettings,
         Route::CreateTemplate,
@@ -118,6 +137,15 @@ impl Route {
             Route::ListRecipientKeys => "list_recipient_keys",
             Route::GetRecipientKey => "get_recipient_key",
             Route::DeleteRecipientKey => "delete_recipient_key",
+            Route::CreateSchedule => "create_schedule",
+            Route::ListSchedules => "list_schedules",
+            Route::GetSchedule => "get_schedule",
+            Route::PutSchedule => "put_schedule",
+            Route::DeleteSchedule => "delete_schedule",
+            Route::PauseSchedule => "pause_schedule",
+            Route::ResumeSchedule => "resume_schedule",
+            Route::RunSchedule => "run_schedule",
+            Route::ListScheduleRuns => "list_schedule_runs",
             Route::GetSettings => "get_settings",
             Route::PutSettings => "put_settings",
             Route::CreateTemplate => "create_template",
@@ -152,6 +180,15 @@ impl Route {
             Route::ListRecipientKeys => (Method::GET, "/v1/recipient-keys"),
             Route::GetRecipientKey => (Method::GET, "/v1/recipient-keys/{id}"),
             Route::DeleteRecipientKey => (Method::DELETE, "/v1/recipient-keys/{id}"),
+            Route::CreateSchedule => (Method::POST, "/v1/schedules"),
+            Route::ListSchedules => (Method::GET, "/v1/schedules"),
+            Route::GetSchedule => (Method::GET, "/v1/schedules/{id}"),
+            Route::PutSchedule => (Method::PUT, "/v1/schedules/{id}"),
+            Route::DeleteSchedule => (Method::DELETE, "/v1/schedules/{id}"),
+            Route::PauseSchedule => (Method::POST, "/v1/schedules/{id}/pause"),
+            Route::ResumeSchedule => (Method::POST, "/v1/schedules/{id}/resume"),
+            Route::RunSchedule => (Method::POST, "/v1/schedules/{id}/run"),
+            Route::ListScheduleRuns => (Method::GET, "/v1/schedules/{id}/runs"),
             Route::GetSettings => (Method::GET, "/v1/settings"),
             Route::PutSettings => (Method::PUT, "/v1/settings"),
             Route::CreateTemplate => (Method::POST, "/v1/templates"),
@@ -189,6 +226,15 @@ impl Route {
             Route::ListRecipientKeys => recipient_keys::list(svc, &req).await,
             Route::GetRecipientKey => recipient_keys::get(svc, &req).await,
             Route::DeleteRecipientKey => recipient_keys::delete(svc, &req, &request_id).await,
+            Route::CreateSchedule => schedules::create(svc, &req, &request_id).await,
+            Route::ListSchedules => schedules::list(svc, &req).await,
+            Route::GetSchedule => schedules::get(svc, &req).await,
+            Route::PutSchedule => schedules::put(svc, &req, &request_id).await,
+            Route::DeleteSchedule => schedules::delete(svc, &req, &request_id).await,
+            Route::PauseSchedule => schedules::set_paused(svc, &req, &request_id, true).await,
+            Route::ResumeSchedule => schedules::set_paused(svc, &req, &request_id, false).await,
+            Route::RunSchedule => schedules::run_now(svc, &req, &request_id).await,
+            Route::ListScheduleRuns => schedules::list_runs(svc, &req).await,
             Route::GetSettings => settings::get(svc, &req).await,
             Route::PutSettings => settings::put(svc, &req, &request_id).await,
             Route::CreateTemplate => templates::create(svc, &req, &request_id).await,

@@ -247,6 +247,9 @@ pub struct Export {
     /// used), when the export named one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<super::template::TemplateRef>,
+    /// The schedule run that created it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<super::schedule::ScheduleRef>,
     /// Optimistic-concurrency version, bumped by every write; a write names the version it
     /// read and fails if another write came first.
     #[serde(default)]
@@ -279,6 +282,7 @@ impl Export {
             redelivery: None,
             notified: Vec::new(),
             template: None,
+            schedule: None,
             version: 0,
         }
     }

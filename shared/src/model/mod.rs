@@ -9,6 +9,7 @@ pub mod notify;
 pub mod packaging;
 pub mod principal;
 pub mod recipient_key;
+pub mod schedule;
 pub mod settings;
 pub mod spec;
 pub mod template;

@@ -72,7 +72,7 @@ impl TryFrom<WindowSpec> for Window {
 }
 
 /// A half-open interval of instants: `start <= t < end`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimeWindow {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,

@@ -24,6 +24,7 @@ pub async fn run_all(store: &dyn JobStore) {
     api_keys_round_trip(store).await;
     audit_chain_appends_in_order(store).await;
     records_have_unique_names_and_conditional_writes(store).await;
+    schedule_runs_and_states_have_scopes_of_their_own(store).await;
 }
 
 async fn exports_are_scoped_by_tenant(store: &dyn JobStore) {
@@ -235,4 +236,29 @@ async fn records_have_unique_names_and_conditional_writes(store: &dyn JobStore) 
     assert!(store.get_record_by_name(RecordKind::Template, t, "monthly").await.unwrap().is_none());
     store.create_record(&record(t, "tpl_0009", "monthly")).await.expect("a deleted record's name is free again");
     assert!(matches!(store.put_record_if_version(&saved).await, Err(StoreError::NotFound)), "gone");
+}
+
+/// What the scheduler keeps: runs under `<tenant>~<schedule id>` named by their fire key (a
+/// second record of one fire is refused), states of every tenant under one scope.
+async fn schedule_runs_and_states_have_scopes_of_their_own(store: &dyn JobStore) {
+    let scope = "t-sched~sch_1";
+    let run = |id: &str, key: &str| Record { kind: RecordKind::ScheduleRun, ..record(scope, id, key) };
+    store.create_record(&run("run_20260101T060000Z_a", "sch_1/2026-01-01T06:00[Europe/Vienna]")).await.unwrap();
+    store.create_record(&run("run_20260102T060000Z_b", "sch_1/2026-01-02T06:00[Europe/Vienna]")).await.unwrap();
+    let again = store.create_record(&run("run_20260101T060000Z_c", "sch_1/2026-01-01T06:00[Europe/Vienna]")).await;
+    assert!(matches!(again, Err(StoreError::AlreadyExists)), "one record per fire");
+    let page = store.list_records(RecordKind::ScheduleRun, scope, 10, None).await.unwrap();
+    let ids: Vec<&str> = page.items.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["run_20260102T060000Z_b", "run_20260101T060000Z_a"], "newest first");
+    assert!(store.list_records(RecordKind::ScheduleRun, "t-sched~sch_2", 10, None).await.unwrap().items.is_empty());
+    let found = store.get_record_by_name(RecordKind::ScheduleRun, scope, "sch_1/2026-01-02T06:00[Europe/Vienna]").await.unwrap();
+    assert_eq!(found.unwrap().id, "run_20260102T060000Z_b");
+
+    let state = |id: &str| Record { kind: RecordKind::ScheduleState, ..record("~schedules", id, id) };
+    store.create_record(&state("t-sched~sch_1")).await.unwrap();
+    store.create_record(&state("t-sched-b~sch_9")).await.unwrap();
+    let all = store.list_records(RecordKind::ScheduleState, "~schedules", 10, None).await.unwrap();
+    let mut ids: Vec<&str> = all.items.iter().map(|r| r.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["t-sched-b~sch_9", "t-sched~sch_1"]);
 }

@@ -18,6 +18,12 @@ pub enum RecordKind {
     Settings,
     Template,
     Schedule,
+    /// One run of a schedule, kept under the scope `<tenant>~<schedule id>` and named by its
+    /// fire key (so one fire has one run).
+    ScheduleRun,
+    /// A scheduler's progress through one schedule's fires, kept under one scope for all
+    /// tenants ([`crate::model::schedule::STATE_SCOPE`]).
+    ScheduleState,
 }
 
 impl RecordKind {
@@ -28,6 +34,8 @@ impl RecordKind {
             RecordKind::Settings => "settings",
             RecordKind::Template => "template",
             RecordKind::Schedule => "schedule",
+            RecordKind::ScheduleRun => "schedule_run",
+            RecordKind::ScheduleState => "schedule_state",
         }
     }
 }
