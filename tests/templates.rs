@@ -241,3 +241,27 @@ fn bad_parameters_are_refused_with_pointers() {
     let r = e.server.req("POST", "/v1/exports", Some(&generator), Some(&json!({"template": "threshold", "parameters": {"min_n": 1}})));
     assert_eq!(r.status, 202, "{}", r.text());
 }
+
+#[test]
+fn a_time_range_beside_the_template_replaces_its_own() {
+    let e = env();
+    let rows: Vec<Value> = (1..=9).map(|d| json!({"day": d, "at": format!("2026-10-0{d}T12:00:00Z")})).collect();
+    let template = json!({
+        "name": "daily",
+        "parameters": [],
+        "spec": {
+            "source": {"type": "inline", "rows": rows, "schema": [{"name": "day", "type": "int64"}, {"name": "at", "type": "timestamp"}]},
+            "time_range": {"column": "at", "from": "2026-10-01T00:00:00Z"},
+            "columns": ["day"],
+            "format": "csv"
+        }
+    });
+    assert_eq!(post(&e, "/v1/templates", &template).status, 201);
+    // A schedule's window arrives as `time_range` beside the template reference.
+    let body = json!({"template": "daily", "time_range": {"column": "at", "from": "2026-10-03T00:00:00Z", "to": "2026-10-05T00:00:00Z"}});
+    let export = e.server.export(&e.token, &body);
+    assert_eq!(export["status"], "completed", "{export}");
+    let text = String::from_utf8(e.server.download(&e.token, export["id"].as_str().unwrap())).unwrap();
+    assert_eq!(text.replace("\r\n", "\n"), "day\n3\n4\n");
+    assert_eq!(export["spec"]["time_range"]["to"], "2026-10-05T00:00:00Z");
+}

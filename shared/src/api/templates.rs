@@ -18,7 +18,7 @@ use crate::store::{Record, RecordKind, StoreError};
 const NOUN: &str = "template";
 
 /// The fields an export body that names a template may have.
-const TEMPLATE_BODY_FIELDS: &str = "template, template_version, parameters";
+const TEMPLATE_BODY_FIELDS: &str = "template, template_version, parameters, time_range";
 
 /// The stored document of a template record.
 fn doc(r: &Record) -> Result<TemplateDoc, Problem> {
@@ -263,12 +263,13 @@ pub async fn list(svc: &Services, req: &Request) -> Result<Response, Problem> {
 
 /// The plain export body for a body that names a template, and the template it came from;
 /// any other body as it is. The body names the template by id or name in `template`, may pin
-/// `template_version` (the newest otherwise) and gives `parameters`. Errors point into that
-/// body: `/template`, `/template_version`, `/parameters/<name>`.
+/// `template_version` (the newest otherwise) and gives `parameters`; a `time_range` beside them
+/// (a schedule's window) replaces the template's. Errors point into that body: `/template`,
+/// `/template_version`, `/parameters/<name>`.
 pub async fn resolve_export_body(svc: &Services, tenant: &str, body: &Value) -> Result<(Value, Option<TemplateRef>), Problem> {
     let Some(obj) = body.as_object().filter(|o| o.contains_key("template")) else { return Ok((body.clone(), None)) };
     let mut errs = ValidationErrors::new();
-    for k in obj.keys().filter(|k| !["template", "template_version", "parameters"].contains(&k.as_str())) {
+    for k in obj.keys().filter(|k| !["template", "template_version", "parameters", "time_range"].contains(&k.as_str())) {
         errs.push(
             format!("/{}", crate::model::validation::pointer_token(k)),
             obj[k].clone(),
@@ -317,6 +318,10 @@ pub async fn resolve_export_body(svc: &Services, tenant: &str, body: &Value) -> 
             ))
         })?,
     };
-    let (rendered, used) = template::render(version, parameters).map_err(Problem::validation)?;
+    let (mut rendered, used) = template::render(version, parameters).map_err(Problem::validation)?;
+    // A time range given beside the template (a schedule's window) replaces the template's.
+    if let (Some(tr), Some(spec)) = (obj.get("time_range"), rendered.as_object_mut()) {
+        spec.insert("time_range".into(), tr.clone());
+    }
     Ok((rendered, Some(TemplateRef { id: rec.id.clone(), name: rec.name.clone(), version: version.version, parameters: used })))
 }
