@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 
 use lettre::Message;
-use lettre::message::header::ContentType;
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 use sha2::{Digest, Sha256};
 
 use super::{AttachmentMode, EmailConfig, EmailMessage};
@@ -50,13 +50,21 @@ pub(super) async fn build(cfg: &EmailConfig, msg: &EmailMessage, mode: Attachmen
                 let bytes = read_checked(f).await?;
                 let content_type =
                     ContentType::parse(&f.content_type).unwrap_or(ContentType::parse("application/octet-stream").expect("valid"));
-                parts = parts.singlepart(Attachment::new(f.remote_name.clone()).body(bytes, content_type));
+                parts = parts.singlepart(Attachment::new(f.remote_name.clone()).body(attachment_body(bytes), content_type));
             }
             builder.multipart(parts)
         }
     }
     .map_err(|e| DeliverError::permanent(format!("email: the message could not be built: {e}")))?;
     Ok(Built { message, message_id })
+}
+
+/// An attachment's body, always base64: the recipient decodes exactly the bytes sent. (Left
+/// to choose, lettre would send a text file of short ASCII lines as `7bit` with its bare LF
+/// line endings, which SMTP servers refuse and which would not survive transport unchanged.)
+fn attachment_body(bytes: Vec<u8>) -> Body {
+    // Base64 is accepted for any bytes; lettre gives them back only for 7bit/8bit.
+    Body::new_with_encoding(bytes, ContentTransferEncoding::Base64).unwrap_or_else(Body::new)
 }
 
 /// A plain-text message with `cfg.body` as its text and a given Message-ID
@@ -120,4 +128,16 @@ fn body_text(cfg: &EmailConfig, msg: &EmailMessage, mode: AttachmentMode) -> Res
         }
     }
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_attachment_with_bare_line_feeds_is_base64() {
+        let body = attachment_body(b"id,amount\n1,2.50\n".to_vec());
+        assert_eq!(body.encoding(), ContentTransferEncoding::Base64);
+        assert_eq!(String::from_utf8(body.into_vec()).unwrap().trim_end(), "aWQsYW1vdW50CjEsMi41MAo=");
+    }
 }
