@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use delivery::{PyServer, free_port, server_script, sha256_file};
+use delivery::{PyServer, fingerprint_of, free_port, server_script, sha256_file, tree};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use support::Server;
@@ -99,30 +99,6 @@ impl Sftp {
         let text = std::fs::read_to_string(self.dir.path().join("events.jsonl")).unwrap_or_default();
         text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
-}
-
-fn fingerprint_of(key: &Path) -> String {
-    let out = Command::new("ssh-keygen").arg("-lf").arg(key).output().expect("run ssh-keygen -lf");
-    assert!(out.status.success(), "ssh-keygen -lf: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().split_whitespace().nth(1).expect("fingerprint field").to_string()
-}
-
-/// Every file under `dir`, relative, sorted.
-fn tree(dir: &Path) -> Vec<String> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else {
-                out.push(p.strip_prefix(base).unwrap().display().to_string());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
 }
 
 /// A real SMTP server storing a Maildir.

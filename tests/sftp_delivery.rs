@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use delivery::{PyServer, free_port, random_file, server_script, sha256_file};
+use delivery::{PyServer, fingerprint_of, free_port, random_file, server_script, sha256_file, tree};
 use egress::deliver::sftp::{SftpAuth, SftpConfig, SftpTimeouts, deliver};
 use egress::deliver::{DeliverError, OutgoingFile};
 use serde_json::{Value, json};
@@ -116,33 +116,8 @@ impl Fixture {
     }
 }
 
-fn fingerprint_of(key: &Path) -> String {
-    let out = Command::new("ssh-keygen").arg("-lf").arg(key).output().expect("run ssh-keygen -lf");
-    assert!(out.status.success(), "ssh-keygen -lf: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.split_whitespace().nth(1).expect("fingerprint field").to_string()
-}
-
 fn timeouts() -> SftpTimeouts {
     SftpTimeouts { connect: Duration::from_secs(10), request: Duration::from_secs(20) }
-}
-
-/// Every file under `dir`, relative, sorted.
-fn tree(dir: &Path) -> Vec<String> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else {
-                out.push(p.strip_prefix(base).unwrap().display().to_string());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
 }
 
 fn assert_permanent(r: &Result<egress::deliver::Evidence, DeliverError>, needle: &str) -> String {

@@ -126,3 +126,28 @@ pub fn peak_rss() -> Option<u64> {
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
+
+/// A host key's fingerprint as OpenSSH prints it (`SHA256:...`).
+pub fn fingerprint_of(key: &std::path::Path) -> String {
+    let out = std::process::Command::new("ssh-keygen").arg("-lf").arg(key).output().expect("run ssh-keygen -lf");
+    assert!(out.status.success(), "ssh-keygen -lf: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().split_whitespace().nth(1).expect("fingerprint field").to_string()
+}
+
+/// Every file under `dir`, relative, sorted.
+pub fn tree(dir: &std::path::Path) -> Vec<String> {
+    fn walk(base: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.push(p.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}

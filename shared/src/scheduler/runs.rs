@@ -58,23 +58,8 @@ pub fn run_window(spec: &ScheduleSpec, at: DateTime<Utc>, watermark: Option<Date
 /// key: one record per fire). Returns the run as stored.
 pub async fn start_run(svc: &Services, req: RunRequest<'_>) -> Result<ScheduleRun, StoreError> {
     let window = run_window(req.spec, req.at, req.watermark);
-    let mut run = ScheduleRun {
-        id: run_id(&req.fire_key, req.at),
-        schedule_id: req.schedule_id.to_string(),
-        fire_key: req.fire_key.clone(),
-        scheduled_for: req.at,
-        trigger: req.trigger,
-        export_id: None,
-        status: "pending".into(),
-        started_at: req.now,
-        finished_at: None,
-        window,
-        rows: None,
-        bytes: None,
-        destinations: Vec::new(),
-        error: None,
-        watermark: None,
-    };
+    let mut run = new_run(&req, "pending");
+    run.window = window;
     if window.is_some_and(|w| w.start >= w.end) {
         run.status = "skipped".into();
         run.finished_at = Some(req.now);
@@ -104,24 +89,31 @@ pub async fn start_run(svc: &Services, req: RunRequest<'_>) -> Result<ScheduleRu
 
 /// Record a run that was not started: an earlier run of the schedule was still going.
 pub async fn skip_run(svc: &Services, req: RunRequest<'_>, why: &str) -> Result<ScheduleRun, StoreError> {
-    let run = ScheduleRun {
+    let mut run = new_run(&req, "skipped");
+    run.finished_at = Some(req.now);
+    run.error = Some(why.to_string());
+    save_new_run(svc, req.tenant, &run).await
+}
+
+/// The record of the run a request starts, in `status`, before anything happened to it.
+fn new_run(req: &RunRequest<'_>, status: &str) -> ScheduleRun {
+    ScheduleRun {
         id: run_id(&req.fire_key, req.at),
         schedule_id: req.schedule_id.to_string(),
         fire_key: req.fire_key.clone(),
         scheduled_for: req.at,
         trigger: req.trigger,
         export_id: None,
-        status: "skipped".into(),
+        status: status.into(),
         started_at: req.now,
-        finished_at: Some(req.now),
+        finished_at: None,
         window: None,
         rows: None,
         bytes: None,
         destinations: Vec::new(),
-        error: Some(why.to_string()),
+        error: None,
         watermark: None,
-    };
-    save_new_run(svc, req.tenant, &run).await
+    }
 }
 
 async fn save_new_run(svc: &Services, tenant: &str, run: &ScheduleRun) -> Result<ScheduleRun, StoreError> {
