@@ -173,6 +173,12 @@ async fn goaml_report_of_october_reaches_the_fiu_encrypted_and_valid() {
         parameters.insert(name.into(), value);
     }
     assert_eq!(parameters["sftp_user"], SFTP_USER);
+    // The parameters are checked against the template when the schedule is created.
+    let mut wrong = schedule.clone();
+    wrong["export"]["parameters"]["sftp_port"] = json!("22");
+    let (status, _, problem) = client.call(Method::POST, "/v1/schedules", Some(&wrong)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["pointer"], "/export/parameters/sftp_port", "{problem}");
     let created = post(&client, "/v1/schedules", &schedule).await;
     let id = created["id"].as_str().unwrap().to_string();
     for r in created["next_runs"].as_array().unwrap() {
