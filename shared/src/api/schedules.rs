@@ -42,7 +42,8 @@ fn list_view(r: &Record) -> Value {
 }
 
 /// Read and check a schedule request, its export body included (through the export route's
-/// own checks, with the window of the next fire applied, without creating anything).
+/// own checks, a template resolved, with the window of the next fire applied, without creating
+/// anything).
 async fn check(svc: &Services, principal: &Principal, body: &Value) -> Result<(String, ScheduleSpec), Problem> {
     let mut errs = ValidationErrors::new();
     let name = records::check_name(body, &mut errs);
@@ -56,7 +57,13 @@ async fn check(svc: &Services, principal: &Principal, body: &Value) -> Result<(S
     let Some(spec) = spec.filter(|_| errs.is_empty()) else { return Err(Problem::validation(errs)) };
     let at = crate::schedule::next_fires(&spec.cron, spec.zone, Utc::now(), 1).first().map_or_else(Utc::now, |f| f.at);
     let sample = runs::run_window(&spec, at, None);
-    if let Err(mut p) = check_spec(svc, &principal.tenant, &spec.export_body(sample.as_ref())).await {
+    // A body naming a template is checked as the template's spec with its parameters, as a run
+    // will send it.
+    let checked = match super::templates::resolve_export_body(svc, &principal.tenant, &spec.export_body(sample.as_ref())).await {
+        Ok((body, _)) => check_spec(svc, &principal.tenant, &body).await.map(|_| ()),
+        Err(p) => Err(p),
+    };
+    if let Err(mut p) = checked {
         if let Some(e) = p.errors.as_mut() {
             for fe in &mut e.0 {
                 fe.pointer = format!("/export{}", fe.pointer);
