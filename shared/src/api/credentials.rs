@@ -89,11 +89,7 @@ pub async fn create(svc: &Services, req: &Request, request_id: &str) -> Result<R
     let id = credential_id();
     let sealed = secrets::seal(svc.keys.as_ref(), &principal.tenant, &id, &secret).await.map_err(Problem::internal)?;
     let doc = CredentialDoc { kind: secret.kind().to_string(), description, sealed };
-    let record =
-        records::new_record(RecordKind::Credential, &principal, id.clone(), name, serde_json::to_value(&doc).map_err(Problem::internal)?);
-    records::create(svc, &record, NOUN).await?;
-    audit_event(svc, &principal, "credential.create", &id, request_id, "success").await;
-    records::created(&view(&record), format!("/v1/credentials/{id}"))
+    records::create_and_answer(svc, &principal, RecordKind::Credential, id, name, &doc, NOUN, "/v1/credentials", view, request_id).await
 }
 
 pub async fn list(svc: &Services, req: &Request) -> Result<Response, Problem> {

@@ -102,11 +102,8 @@ pub async fn create(svc: &Services, req: &Request, request_id: &str) -> Result<R
         description,
         details: recipients::describe(&parsed),
     };
-    let record =
-        records::new_record(RecordKind::RecipientKey, &principal, id.clone(), name, serde_json::to_value(&doc).map_err(Problem::internal)?);
-    records::create(svc, &record, NOUN).await?;
-    audit_event(svc, &principal, "recipient_key.create", &id, request_id, "success").await;
-    records::created(&view(&record), format!("/v1/recipient-keys/{id}"))
+    records::create_and_answer(svc, &principal, RecordKind::RecipientKey, id, name, &doc, NOUN, "/v1/recipient-keys", view, request_id)
+        .await
 }
 
 pub async fn list(svc: &Services, req: &Request) -> Result<Response, Problem> {

@@ -93,3 +93,25 @@ pub fn created(body: &Value, location: String) -> Result<Response, Problem> {
     resp.headers_mut().insert(http::header::LOCATION, http::HeaderValue::from_str(&location).map_err(Problem::internal)?);
     Ok(resp)
 }
+
+/// Store a new record of the caller's tenant made from `doc`, audit `<kind>.create`, and answer
+/// 201 with the record as `view` shows it and its Location `<collection>/<id>`; 409 when the
+/// name is taken.
+#[allow(clippy::too_many_arguments)]
+pub async fn create_and_answer(
+    svc: &Services,
+    principal: &Principal,
+    kind: RecordKind,
+    id: String,
+    name: String,
+    doc: &impl serde::Serialize,
+    noun: &str,
+    collection: &str,
+    view: fn(&Record) -> Value,
+    request_id: &str,
+) -> Result<Response, Problem> {
+    let record = new_record(kind, principal, id.clone(), name, serde_json::to_value(doc).map_err(Problem::internal)?);
+    create(svc, &record, noun).await?;
+    audit_event(svc, principal, &format!("{}.create", kind.as_str()), &id, request_id, "success").await;
+    created(&view(&record), format!("{collection}/{id}"))
+}
