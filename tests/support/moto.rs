@@ -17,6 +17,8 @@ pub struct Moto {
     child: Child,
     pub port: u16,
     pub endpoint: String,
+    /// The server's stderr (its request log and any traceback), printed if a test panics.
+    log: tempfile::NamedTempFile,
 }
 
 /// The Python of the moto venv: `EGRESS_MOTO_PYTHON`, else `<repo>/.venv-moto/bin/python`.
@@ -33,15 +35,19 @@ use crate::ports::free_port;
 impl Moto {
     pub fn start() -> Moto {
         let port = free_port();
+        let log = tempfile::NamedTempFile::new().expect("moto log file");
         let child = Command::new(python())
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_PORT", port.to_string())
+            // S3 objects and parts stay in memory: by default moto spools every part over 5 MB
+            // to a temporary file, so a 1 GiB upload would need gigabytes of free disk.
+            .env("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", (4u64 << 30).to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log.reopen().expect("moto log file"))
             .spawn()
             .expect("start moto.server");
-        let mut moto = Moto { child, port, endpoint: format!("http://127.0.0.1:{port}") };
+        let mut moto = Moto { child, port, endpoint: format!("http://127.0.0.1:{port}"), log };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = moto.child.try_wait() {
@@ -82,6 +88,11 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read(self.log.path()).unwrap_or_default();
+            let tail = String::from_utf8_lossy(&log[log.len().saturating_sub(8000)..]).into_owned();
+            eprintln!("--- the last of moto.server's log (port {}) ---\n{tail}", self.port);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
