@@ -37,6 +37,7 @@ async fn an_export_runs_through_the_state_machine_on_dynamodb_and_s3() {
         state_machine_arn: None,
         s3_force_path_style: true,
         endpoint_url: None,
+        schedules: None,
     };
     let adapters = egress::aws::services(&aws, &cfg).unwrap();
     let work = tempfile::tempdir().unwrap();
@@ -56,6 +57,7 @@ async fn an_export_runs_through_the_state_machine_on_dynamodb_and_s3() {
         blobs: adapters.blobs.clone(),
         keys: adapters.keys.clone(),
         orchestrator: orchestrator.clone(),
+        triggers: adapters.triggers.clone(),
         settings,
         limiter: RateLimiter::default(),
     };

@@ -1,7 +1,8 @@
 //! Every Lambda binary started under the Lambda Runtime API and fed its sample event from
-//! `events/`: the API routes answer their API Gateway events, and the stage functions make a
+//! `events/`: the API routes answer their API Gateway events, the stage functions make a
 //! whole export when called in the state machine's order, failing with the documented error
-//! names (the runtime's `errorType`) when they should.
+//! names (the runtime's `errorType`) when they should, and the schedules' fire function ticks
+//! the schedule its EventBridge input names.
 
 #[path = "support/runtime_api.rs"]
 mod runtime_api;
@@ -169,4 +170,34 @@ async fn api_functions_answer_their_sample_events_under_the_runtime_api() {
             assert!(body["code"].is_string(), "{bin}: {body}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fire_function_ticks_the_schedule_its_event_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let host = host(&data).await;
+    let client = egress::local::client::Client { services: &host.services, token: format!("egk_{KEY_ID}_{}", sample_events::SECRET) };
+    let body = json!({
+        "name": "every minute", "cron": "* * * * *", "timezone": "Europe/Vienna",
+        "export": {"source": {"type": "inline", "rows": [{"id": 1}]}, "format": "csv"},
+    });
+    let (status, _, created) = client.call(http::Method::POST, "/v1/schedules", Some(&body)).await;
+    assert_eq!(status, 201, "{created}");
+
+    let mut fire = start("schedule_fire", &data).await;
+    let mut input = event("schedule_fire");
+    input["schedule_id"] = created["id"].clone();
+    let report = fire.invoke(input).await.expect("fire");
+    assert_eq!(report["schedules"], 1, "the schedule was found and ticked: {report}");
+    let swept = fire.invoke(json!({"sweep": true})).await.expect("sweep");
+    assert_eq!(swept["schedules"], 1, "{swept}");
+    // A schedule that is gone: nothing to do, and not an error.
+    let mut gone = event("schedule_fire");
+    gone["schedule_id"] = json!("sch_0192f0c0a0b07c3d8e9f0011223300ff");
+    assert_eq!(fire.invoke(gone).await.expect("gone")["schedules"], 0);
+    let err = fire.invoke(json!({"tenant": "acme", "schedule_id": "sch_x", "scheduled_time": "yesterday"})).await.expect_err("bad event");
+    assert!(err["errorMessage"].as_str().unwrap().contains("scheduled_time"), "{err}");
+    let logs = fire.stop();
+    assert!(logs.contains("schedule fire handled"), "JSON logs of each fire:\n{logs}");
 }

@@ -10,7 +10,7 @@
 #   sam validate --lint -t infra/template.yaml, and sam validate (the SAM translator itself)
 #   openapi-spec-validator infra/openapi.yaml
 #   asl-validator --json-path statemachines/<each>.asl.json
-#   a cross-check: every function binary (functions/src/bin/api_*, stage_*) has one function in
+#   a cross-check: every function binary (functions/src/bin/api_*, stage_*, schedule_*) has one function in
 #   the template; the routes of shared/src/api/mod.rs are the operations of the OpenAPI
 #   document, each integrated with its own function, which API Gateway may invoke; the problem
 #   codes and export statuses of the document are those of the code, and every example
@@ -150,7 +150,7 @@ for k, v in fns.items():
     if md.get("BuildMethod") != "rust-cargolambda" or not b:
         fail(f"template: {k} has no Metadata BuildMethod rust-cargolambda with BuildProperties.Binary")
     binary_of[k] = b
-bins = {p.stem for p in (repo / "functions/src/bin").glob("*.rs") if p.stem.startswith(("api_", "stage_"))}
+bins = {p.stem for p in (repo / "functions/src/bin").glob("*.rs") if p.stem.startswith(("api_", "stage_", "schedule_"))}
 named = sorted(binary_of.values(), key=str)
 for b in sorted(bins - set(named)):
     fail(f"functions/src/bin/{b}.rs has no function in infra/template.yaml")

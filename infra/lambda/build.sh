@@ -25,7 +25,7 @@ fi
 export PATH="$venv/bin:$PATH"
 
 bins=()
-for f in functions/src/bin/api_*.rs functions/src/bin/stage_*.rs; do
+for f in functions/src/bin/api_*.rs functions/src/bin/stage_*.rs functions/src/bin/schedule_*.rs; do
     bins+=(--bin "$(basename "$f" .rs)")
 done
 start=$SECONDS
@@ -39,7 +39,7 @@ echo "built $(( ${#bins[@]} / 2 )) functions in $((SECONDS - start)) s (profile 
 limit=20000000
 status=0
 printf '%-28s %10s %8s\n' function "size MB" "GLIBC"
-for f in functions/src/bin/api_*.rs functions/src/bin/stage_*.rs; do
+for f in functions/src/bin/api_*.rs functions/src/bin/stage_*.rs functions/src/bin/schedule_*.rs; do
     name="$(basename "$f" .rs)"
     bin="${CARGO_TARGET_DIR:-target}/lambda/$name/bootstrap"
     size=$(stat -c %s "$bin")

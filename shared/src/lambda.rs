@@ -1,5 +1,6 @@
 //! What every Lambda `main` does: JSON logs, adapters from the environment, then one API route
-//! ([`run_route`]) or one pipeline stage ([`run_stage`]).
+//! ([`run_route`]), one pipeline stage ([`run_stage`]) or the schedules' fire function
+//! ([`run_schedule_fire`]).
 
 use std::sync::Arc;
 
@@ -74,6 +75,29 @@ pub async fn run_stage(stage: Stage, handler: Handler) -> Result<(), Error> {
                 tracing::warn!(error = %e.name.as_str(), cause = %e.message, "stage failed");
             }
             result
+        }
+        .instrument(span)
+    }))
+    .await
+}
+
+/// The fire function that EventBridge Scheduler invokes for each schedule's fire (and for the
+/// periodic sweep): see [`crate::scheduler::fire`].
+pub async fn run_schedule_fire() -> Result<(), Error> {
+    crate::telemetry::init_json();
+    let services = services_from_env().await?;
+    let clock: Arc<dyn crate::scheduler::Clock> = Arc::new(crate::scheduler::SystemClock);
+    lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let (services, clock) = (services.clone(), clock.clone());
+        let field = |k: &str| event.payload.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let span = tracing::info_span!("schedule_fire", schedule_id = %field("schedule_id"), tenant = %field("tenant"), scheduled_time = %field("scheduled_time"), request_id = %event.context.request_id);
+        async move {
+            let result = crate::scheduler::fire::handle(services, clock, event.payload).await;
+            match &result {
+                Ok(report) => tracing::info!(%report, "schedule fire handled"),
+                Err(e) => tracing::warn!(error = %e, "schedule fire failed"),
+            }
+            result.map_err(Error::from)
         }
         .instrument(span)
     }))

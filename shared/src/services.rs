@@ -17,6 +17,8 @@ pub struct Services {
     /// Keys: tenant secrets such as the salt of hashed fields.
     pub keys: Arc<dyn KeyService>,
     pub orchestrator: Arc<dyn Orchestrator>,
+    /// What makes schedules fire: nothing to do in process, EventBridge Scheduler on AWS.
+    pub triggers: Arc<dyn crate::scheduler::Triggers>,
     pub settings: Arc<Settings>,
     pub limiter: RateLimiter,
 }

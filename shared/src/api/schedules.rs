@@ -94,12 +94,18 @@ pub async fn create(svc: &Services, req: &Request, request_id: &str) -> Result<R
     let id = schedule_id();
     let record = records::new_record(RecordKind::Schedule, &principal, id.clone(), name, doc_of(&spec, &principal.key_id));
     records::create(svc, &record, NOUN).await?;
-    match svc.store.create_record(&runs::new_state(&principal.tenant, &id)).await {
-        Ok(()) | Err(StoreError::AlreadyExists) => {}
-        Err(e) => {
-            let _ = svc.store.delete_record(RecordKind::Schedule, &principal.tenant, &id).await;
-            return Err(Problem::internal(e));
-        }
+    let set_up = match svc.store.create_record(&runs::new_state(&principal.tenant, &id)).await {
+        Ok(()) | Err(StoreError::AlreadyExists) => svc.triggers.put(&principal.tenant, &id, &spec).await.map_err(|e| {
+            Problem::new(Code::ServiceUnavailable, format!("the scheduling service did not take the schedule, so it was not created: {e}"))
+        }),
+        Err(e) => Err(Problem::internal(e)),
+    };
+    if let Err(p) = set_up {
+        let state = crate::model::schedule::state_id(&principal.tenant, &id);
+        let _ = svc.store.delete_record(RecordKind::ScheduleState, crate::model::schedule::STATE_SCOPE, &state).await;
+        let _ = svc.store.delete_record(RecordKind::Schedule, &principal.tenant, &id).await;
+        audit_event(svc, &principal, "schedule.create", &id, request_id, "failure").await;
+        return Err(p);
     }
     audit_event(svc, &principal, "schedule.create", &id, request_id, "success").await;
     records::created(&view(&record, true), format!("/v1/schedules/{id}"))
@@ -156,6 +162,7 @@ pub async fn put(svc: &Services, req: &Request, request_id: &str) -> Result<Resp
         Ok(())
     })
     .await?;
+    sync_triggers(svc, &principal, &saved, "schedule.update", request_id).await?;
     audit_event(svc, &principal, "schedule.update", &id, request_id, "success").await;
     Ok(json_response(StatusCode::OK, &view(&saved, true)))
 }
@@ -166,7 +173,25 @@ pub async fn delete(svc: &Services, req: &Request, request_id: &str) -> Result<R
     let resp = records::delete(svc, &principal, RecordKind::Schedule, &id, request_id, NOUN).await?;
     let state = crate::model::schedule::state_id(&principal.tenant, &id);
     svc.store.delete_record(RecordKind::ScheduleState, crate::model::schedule::STATE_SCOPE, &state).await.map_err(Problem::internal)?;
+    // The schedule is gone whatever happens here: a trigger left behind finds no schedule when
+    // it fires and removes itself.
+    if let Err(e) = svc.triggers.remove(&principal.tenant, &id).await {
+        tracing::warn!(schedule_id = %id, error = %e, "removing the schedule's triggers failed");
+    }
     Ok(resp)
+}
+
+/// Bring the schedule's triggers in line with its saved record. When the scheduling service
+/// does not take it, the change stays saved and the answer says to send it again (every
+/// change here can be repeated).
+async fn sync_triggers(svc: &Services, principal: &Principal, saved: &Record, action: &str, request_id: &str) -> Result<(), Problem> {
+    let (spec, _) = load_spec(saved).map_err(Problem::internal)?;
+    if let Err(e) = svc.triggers.put(&principal.tenant, &saved.id, &spec).await {
+        audit_event(svc, principal, action, &saved.id, request_id, "failure").await;
+        let detail = format!("the change is saved, but the scheduling service did not take it: {e}; send the same request again");
+        return Err(Problem::new(Code::ServiceUnavailable, detail));
+    }
+    Ok(())
 }
 
 /// `pause` or `resume`. Pausing leaves a run in progress to finish; resuming starts from the
@@ -183,6 +208,7 @@ pub async fn set_paused(svc: &Services, req: &Request, request_id: &str, paused:
     if !paused {
         runs::update_state(svc, &principal.tenant, &id, |st| st.reset = true).await.map_err(Problem::internal)?;
     }
+    sync_triggers(svc, &principal, &saved, action, request_id).await?;
     audit_event(svc, &principal, action, &id, request_id, "success").await;
     Ok(json_response(StatusCode::OK, &view(&saved, true)))
 }

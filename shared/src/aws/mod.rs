@@ -7,6 +7,7 @@ pub mod dynamodb;
 mod dynamodb_records;
 pub mod kms;
 pub mod s3;
+pub mod scheduler;
 pub mod sfn;
 
 use std::sync::Arc;
@@ -35,6 +36,10 @@ pub struct AwsSettings {
     pub s3_force_path_style: bool,
     /// `AWS_ENDPOINT_URL`: one endpoint for every service (emulators); the SDK reads it too.
     pub endpoint_url: Option<String>,
+    /// `EGRESS_SCHEDULE_GROUP`, `EGRESS_SCHEDULE_TARGET_ARN`, `EGRESS_SCHEDULE_ROLE_ARN`: where
+    /// schedules are kept in EventBridge Scheduler. Only the functions that change schedules
+    /// (and the fire function) are given them.
+    pub schedules: Option<scheduler::EventBridgeSettings>,
 }
 
 impl AwsSettings {
@@ -65,6 +70,7 @@ impl AwsSettings {
             state_machine_arn,
             s3_force_path_style,
             endpoint_url: get("AWS_ENDPOINT_URL"),
+            schedules: scheduler::EventBridgeSettings::from_lookup(&lookup)?,
         })
     }
 }
@@ -125,11 +131,16 @@ pub fn services(aws: &AwsSettings, config: &aws_config::SdkConfig) -> Result<Arc
         Some(arn) => Arc::new(sfn::StepFunctionsOrchestrator::new(aws_sdk_sfn::Client::new(config), arn.clone())?),
         None => Arc::new(NoStateMachine),
     };
+    let triggers: Arc<dyn crate::scheduler::Triggers> = match &aws.schedules {
+        Some(s) => Arc::new(scheduler::EventBridgeTriggers::new(aws_sdk_scheduler::Client::new(config), s.clone())),
+        None => Arc::new(NoScheduleGroup),
+    };
     Ok(Arc::new(Services {
         store: ctx.store,
         blobs: ctx.blobs,
         keys: ctx.keys,
         orchestrator,
+        triggers,
         settings: ctx.settings,
         limiter: RateLimiter::default(),
     }))
@@ -146,6 +157,20 @@ impl crate::orchestrate::Orchestrator for NoStateMachine {
     }
     async fn stop(&self, _: &str, _: &str, _: u32) -> Result<(), crate::orchestrate::OrchestrateError> {
         Err(crate::orchestrate::OrchestrateError::Backend("EGRESS_STATE_MACHINE_ARN is not set: this function cannot stop runs".into()))
+    }
+}
+
+/// The triggers of a function that was not given the schedule group: changing a schedule is a
+/// configuration error, said as such.
+struct NoScheduleGroup;
+
+#[async_trait::async_trait]
+impl crate::scheduler::Triggers for NoScheduleGroup {
+    async fn put(&self, _: &str, _: &str, _: &crate::model::schedule::ScheduleSpec) -> Result<(), crate::scheduler::TriggerError> {
+        Err(crate::scheduler::TriggerError("EGRESS_SCHEDULE_GROUP is not set: this function cannot change schedules".into()))
+    }
+    async fn remove(&self, _: &str, _: &str) -> Result<(), crate::scheduler::TriggerError> {
+        Err(crate::scheduler::TriggerError("EGRESS_SCHEDULE_GROUP is not set: this function cannot change schedules".into()))
     }
 }
 

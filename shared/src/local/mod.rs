@@ -85,6 +85,7 @@ impl LocalHost {
             blobs: blobs.clone(),
             keys,
             orchestrator: orchestrator.clone(),
+            triggers: Arc::new(crate::scheduler::InProcessTriggers),
             settings,
             limiter: RateLimiter::default(),
         });

@@ -18,7 +18,9 @@
 //! [`run_export_id`]: crate::model::schedule::run_export_id
 
 pub mod clock;
+pub mod fire;
 pub mod runs;
+pub mod triggers;
 
 use std::sync::Arc;
 
@@ -27,6 +29,7 @@ use serde_json::Value;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 use runs::RunRequest;
+pub use triggers::{InProcessTriggers, TriggerError, Triggers};
 
 use crate::model::schedule::{Missed, Overlap, QueuedFire, STATE_SCOPE, ScheduleRun, ScheduleSpec, ScheduleState, Trigger};
 use crate::schedule::{fire_key, fires};
@@ -92,7 +95,7 @@ impl Scheduler {
                         continue;
                     }
                 };
-                if let Err(e) = self.tick_one(state, &mut report).await {
+                if let Err(e) = self.tick_one(state, None, &mut report).await {
                     tracing::warn!(id = %rec.id, error = %e, "schedule tick failed");
                 }
             }
@@ -103,7 +106,23 @@ impl Scheduler {
         }
     }
 
-    async fn tick_one(&self, state: ScheduleState, report: &mut TickReport) -> Result<(), StoreError> {
+    /// One pass over one schedule, for a trigger of its own (EventBridge Scheduler on AWS).
+    /// The fire due at `scheduled` counts as on time however late the trigger comes (a
+    /// retried invocation). A schedule without state (deleted) does nothing.
+    pub async fn tick_schedule(&self, tenant: &str, schedule_id: &str, scheduled: Option<DateTime<Utc>>) -> Result<TickReport, StoreError> {
+        let mut report = TickReport::default();
+        let id = crate::model::schedule::state_id(tenant, schedule_id);
+        let Some(rec) = self.services.store.get_record(RecordKind::ScheduleState, STATE_SCOPE, &id).await? else {
+            return Ok(report);
+        };
+        let state: ScheduleState =
+            serde_json::from_value(rec.doc).map_err(|e| StoreError::Backend(format!("schedule state {id} does not parse: {e}")))?;
+        report.schedules = 1;
+        self.tick_one(state, scheduled, &mut report).await?;
+        Ok(report)
+    }
+
+    async fn tick_one(&self, state: ScheduleState, scheduled: Option<DateTime<Utc>>, report: &mut TickReport) -> Result<(), StoreError> {
         let svc = self.services.as_ref();
         let (tenant, sid) = (state.tenant.as_str(), state.schedule_id.as_str());
         let Some(rec) = svc.store.get_record(RecordKind::Schedule, tenant, sid).await? else {
@@ -137,10 +156,17 @@ impl Scheduler {
         }
 
         // The fire due now, if any: the latest since the cursor.
-        let start = if state.reset { now } else { state.cursor.unwrap_or_else(|| rec.created_at.min(now)) };
+        let start = match (state.reset, scheduled) {
+            // Resumed since the last tick: from now, or from the fire a trigger names (a trigger
+            // of its own fires only while the schedule is enabled, so that fire came after the
+            // resume, even if the trigger arrives late).
+            (true, Some(s)) => (s - Duration::seconds(1)).min(now),
+            (true, None) => now,
+            (false, _) => state.cursor.unwrap_or_else(|| rec.created_at.min(now)),
+        };
         let due = if spec.paused { None } else { fires(&spec.cron, spec.zone, start).take_while(|f| f.at <= now).last() };
         let due = due.and_then(|f| {
-            let on_time = now - f.at <= self.grace;
+            let on_time = now - f.at <= self.grace || scheduled == Some(f.at);
             match (on_time, spec.missed) {
                 (true, _) => Some((f, Trigger::Schedule)),
                 (false, Missed::RunOnce) => Some((f, Trigger::CatchUp)),
