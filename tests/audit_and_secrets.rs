@@ -178,3 +178,47 @@ fn the_audit_trail_is_listed_filtered_and_its_chain_verified() {
     assert_eq!(v["first_invalid"]["found_seq"], 4);
     assert!(v["first_invalid"]["reason"].as_str().unwrap().contains("deleted"), "{v}");
 }
+
+#[test]
+fn an_anchor_kept_outside_finds_events_deleted_from_the_end() {
+    let (_dir, server, token) = start();
+    for i in 0..3 {
+        let body = json!({"name": format!("c{i}"), "secret": {"type": "password", "password": "pw"}});
+        server.req("POST", "/v1/credentials", Some(&token), Some(&body));
+    }
+    // The auditor keeps the head of a verify.
+    let v = server.req("GET", "/v1/audit/verify", Some(&token), None).json();
+    assert_eq!(v["valid"], true, "{v}");
+    let (seq, hash) = (v["head"]["seq"].as_u64().unwrap(), v["head"]["hash"].as_str().unwrap().to_string());
+    let anchored = format!("/v1/audit/verify?seq={seq}&hash={hash}");
+    let v = server.req("GET", &anchored, Some(&token), None).json();
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["anchor"], json!({"seq": seq, "hash": hash, "found": true}), "{v}");
+
+    // The last events are deleted: the chain alone still verifies, the anchor does not.
+    // (the two verifies above are events seq + 1 and seq + 2)
+    for n in (seq - 1..=seq + 2).rev() {
+        sql(&server, &format!("DELETE FROM audit_events WHERE tenant = 'acme' AND seq = {n}"));
+    }
+    let v = server.req("GET", &anchored, Some(&token), None).json();
+    assert_eq!(v["valid"], false, "{v}");
+    assert_eq!(v["first_invalid"]["seq"], seq - 1, "{v}");
+    assert!(v["first_invalid"]["reason"].as_str().unwrap().contains("deleted from its end"), "{v}");
+    let plain = server.req("GET", "/v1/audit/verify", Some(&token), None).json();
+    assert_eq!(plain["valid"], true, "a chain cut at its end is still a chain: {plain}");
+
+    // A wrong hash at the anchor's position, and bad anchors.
+    let zeros = "0".repeat(64);
+    let v = server.req("GET", &format!("/v1/audit/verify?seq=1&hash={zeros}"), Some(&token), None).json();
+    assert_eq!((v["valid"].as_bool(), v["first_invalid"]["seq"].as_u64()), (Some(false), Some(1)), "{v}");
+    assert!(v["first_invalid"]["reason"].as_str().unwrap().contains("another hash"), "{v}");
+    for (q, pointer) in
+        [("seq=0&hash=".to_string() + &zeros, "/query/seq"), ("seq=1&hash=xyz".into(), "/query/hash"), ("seq=1".into(), "/query/hash")]
+    {
+        let r = server.req("GET", &format!("/v1/audit/verify?{q}"), Some(&token), None);
+        assert_eq!(r.status, 400, "{q}");
+        let p = r.json();
+        assert_eq!(p["code"], "INVALID_PARAMETER", "{p}");
+        assert_eq!(p["errors"][0]["pointer"], pointer, "{q}: {p}");
+    }
+}

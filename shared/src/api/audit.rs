@@ -108,11 +108,50 @@ pub async fn list(svc: &Services, req: &Request) -> Result<Response, Problem> {
     Ok(json_response(StatusCode::OK, &json!({"items": items, "next_cursor": next_cursor})))
 }
 
+/// An earlier head of the chain, kept outside the service by whoever verifies it (the `head` of
+/// an earlier verify): the chain must still hold that event, with that hash. This finds what the
+/// chain alone cannot: events deleted from its end.
+struct Anchor {
+    seq: u64,
+    hash: String,
+}
+
+fn anchor_of(q: &std::collections::HashMap<String, String>) -> Result<Option<Anchor>, Problem> {
+    let mut errs = ValidationErrors::new();
+    let seq = q.get("seq").map(|v| (v, v.parse::<u64>().ok().filter(|n| *n >= 1)));
+    let hash = q.get("hash").map(|v| (v, (v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())).then(|| v.to_ascii_lowercase())));
+    if let Some((v, None)) = &seq {
+        errs.push("/query/seq", v.as_str(), "a position in the chain, from 1 (the `head.seq` of an earlier verify)");
+    }
+    if let Some((v, None)) = &hash {
+        errs.push("/query/hash", v.as_str(), "64 hexadecimal digits (the `head.hash` of an earlier verify)");
+    }
+    match (&seq, &hash) {
+        (Some(_), None) => errs.push("/query/hash", "", "the hash of the event at `seq`, given with it"),
+        (None, Some(_)) => errs.push("/query/seq", "", "the position of the event `hash` names, given with it"),
+        _ => {}
+    }
+    if !errs.is_empty() {
+        return Err(super::invalid_query(errs));
+    }
+    Ok(match (seq, hash) {
+        (Some((_, Some(seq))), Some((_, Some(hash)))) => Some(Anchor { seq, hash }),
+        _ => None,
+    })
+}
+
 pub async fn verify(svc: &Services, req: &Request) -> Result<Response, Problem> {
     let principal = authorize(svc, req, Permission::Admin).await?;
-    query(req, &[])?;
+    let anchor = anchor_of(&query(req, &["seq", "hash"])?)?;
     let mut v = ChainVerifier::default();
     let mut after = 0;
+    let mut anchor_found = false;
+    let invalid = |v: &ChainVerifier, seq: u64, found: u64, reason: &str| {
+        json_response(
+            StatusCode::OK,
+            &json!({"valid": false, "events_checked": v.count(), "first_invalid": {"seq": seq, "found_seq": found, "reason": reason}}),
+        )
+    };
     loop {
         let batch = svc.store.list_audit(&principal.tenant, after, BATCH).await.map_err(Problem::internal)?;
         if batch.is_empty() {
@@ -120,16 +159,29 @@ pub async fn verify(svc: &Services, req: &Request) -> Result<Response, Problem> 
         }
         for e in &batch {
             if let Err(reason) = v.push(e) {
-                let body = json!({
-                    "valid": false,
-                    "events_checked": v.count(),
-                    "first_invalid": {"seq": v.count() + 1, "found_seq": e.seq, "reason": reason},
-                });
-                return Ok(json_response(StatusCode::OK, &body));
+                return Ok(invalid(&v, v.count() + 1, e.seq, reason));
+            }
+            if let Some(a) = &anchor
+                && a.seq == e.seq
+            {
+                if a.hash != e.hash {
+                    return Ok(invalid(&v, e.seq, e.seq, "the event at the anchor's position has another hash: the chain was rewritten"));
+                }
+                anchor_found = true;
             }
             after = e.seq;
         }
     }
-    let body = json!({"valid": true, "events_checked": v.count(), "head": {"seq": v.count(), "hash": v.head()}});
+    if let Some(a) = &anchor
+        && !anchor_found
+    {
+        let reason =
+            format!("the chain ends at event {}, before the anchor's event {}: events were deleted from its end", v.count(), a.seq);
+        return Ok(invalid(&v, v.count() + 1, v.count() + 1, &reason));
+    }
+    let mut body = json!({"valid": true, "events_checked": v.count(), "head": {"seq": v.count(), "hash": v.head()}});
+    if let Some(a) = anchor {
+        body["anchor"] = json!({"seq": a.seq, "hash": a.hash, "found": true});
+    }
     Ok(json_response(StatusCode::OK, &body))
 }
