@@ -78,6 +78,16 @@ fn credentials_are_sealed_and_never_returned() {
     let viewer = server.key("acme", "exports:view");
     assert_eq!(server.req("GET", "/v1/credentials", Some(&viewer), None).status, 403);
 
+    // A template whose destination logs in with it: the credential cannot be deleted under it.
+    let sftp = json!({"type": "sftp", "host": "sftp.fiu.example", "username": "acme", "host_key": "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU", "credential": id});
+    let spec = json!({"source": {"type": "inline", "rows": [{"a": 1}]}, "format": "csv", "destinations": [sftp]});
+    let t = server.req("POST", "/v1/templates", Some(&token), Some(&json!({"name": "fiu", "spec": spec})));
+    assert_eq!(t.status, 201, "{}", t.text());
+    let del = server.req("DELETE", &format!("/v1/credentials/{id}"), Some(&token), None);
+    assert_eq!(del.status, 409, "{}", del.text());
+    assert!(del.json()["detail"].as_str().unwrap().contains(t.json()["id"].as_str().unwrap()), "{}", del.text());
+    assert_eq!(server.req("DELETE", &format!("/v1/templates/{}", t.json()["id"].as_str().unwrap()), Some(&token), None).status, 204);
+
     assert_eq!(server.req("DELETE", &format!("/v1/credentials/{id}"), Some(&token), None).status, 204);
     assert_eq!(server.req("GET", &format!("/v1/credentials/{id}"), Some(&token), None).status, 404);
 }

@@ -178,6 +178,28 @@ fn recipient_keys_are_checked_and_exports_decrypt_with_gpg() {
         assert!(p["errors"].as_array().unwrap().iter().any(|e| e["pointer"] == pointer), "{pointer}: {p}");
     }
 
+    // A key that a schedule or a template names cannot be deleted: each of their runs would fail.
+    let encrypted =
+        json!({"source": {"type": "inline", "rows": rows(1)}, "format": "csv", "encryption": {"type": "openpgp", "recipients": [key_id]}});
+    let schedule =
+        fx.post("/v1/schedules", &json!({"name": "monthly", "cron": "0 6 2 * *", "timezone": "Europe/Vienna", "export": encrypted}));
+    assert_eq!(schedule.status, 201, "{}", schedule.text());
+    let template = fx.post("/v1/templates", &json!({"name": "fiu-monthly", "spec": encrypted}));
+    assert_eq!(template.status, 201, "{}", template.text());
+    let (schedule, template) = (schedule.json(), template.json());
+    let del = fx.server.req("DELETE", &format!("/v1/recipient-keys/{key_id}"), Some(&fx.token), None);
+    assert_eq!((del.status, del.problem_code().as_str()), (409, "CONFLICT"), "{}", del.text());
+    let detail = del.json()["detail"].as_str().unwrap().to_string();
+    for id in [&schedule["id"], &template["id"]] {
+        assert!(detail.contains(id.as_str().unwrap()), "{detail}");
+    }
+    for path in
+        [format!("/v1/schedules/{}", schedule["id"].as_str().unwrap()), format!("/v1/templates/{}", template["id"].as_str().unwrap())]
+    {
+        assert_eq!(fx.server.req("DELETE", &path, Some(&fx.token), None).status, 204, "{path}");
+    }
+    assert_eq!(fx.server.req("DELETE", &format!("/v1/recipient-keys/{key_id}"), Some(&fx.token), None).status, 204);
+
     // A deleted key cannot be named any more.
     let del = fx.server.req("DELETE", &format!("/v1/recipient-keys/{}", bin_key["id"].as_str().unwrap()), Some(&fx.token), None);
     assert_eq!(del.status, 204);

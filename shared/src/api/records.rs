@@ -87,6 +87,57 @@ pub async fn delete(
     Ok(http::Response::builder().status(StatusCode::NO_CONTENT).body(Body::Empty).expect("valid response parts"))
 }
 
+/// `DELETE` a record that schedules and templates may name (a credential, a recipient key):
+/// 409 while one does, naming them, since each of their runs would fail without it.
+pub async fn delete_unused(
+    svc: &Services,
+    principal: &Principal,
+    kind: RecordKind,
+    id: &str,
+    request_id: &str,
+    noun: &str,
+) -> Result<Response, Problem> {
+    let users = users_of(svc, &principal.tenant, id).await?;
+    if !users.is_empty() {
+        audit_event(svc, principal, &format!("{}.delete", kind.as_str()), id, request_id, "rejected").await;
+        let detail = format!("the {noun} `{id}` is used by {}: change or delete them first", users.join(", "));
+        return Err(Problem::new(Code::Conflict, detail));
+    }
+    delete(svc, principal, kind, id, request_id, noun).await
+}
+
+/// The tenant's schedules and templates (their current versions) whose definition names `id`.
+async fn users_of(svc: &Services, tenant: &str, id: &str) -> Result<Vec<String>, Problem> {
+    let mut users = Vec::new();
+    for (kind, noun) in [(RecordKind::Schedule, "schedule"), (RecordKind::Template, "template")] {
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = svc.store.list_records(kind, tenant, 100, cursor.as_deref()).await.map_err(Problem::internal)?;
+            for r in &page.items {
+                let definition = if kind == RecordKind::Template { r.doc.get("current").unwrap_or(&r.doc) } else { &r.doc };
+                if names(definition, id) {
+                    users.push(format!("{noun} `{}` ({})", r.id, r.name));
+                }
+            }
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+    }
+    Ok(users)
+}
+
+/// Whether any string in `v` is `id`.
+fn names(v: &Value, id: &str) -> bool {
+    match v {
+        Value::String(s) => s == id,
+        Value::Array(a) => a.iter().any(|x| names(x, id)),
+        Value::Object(o) => o.values().any(|x| names(x, id)),
+        _ => false,
+    }
+}
+
 /// 201 with the record and its Location.
 pub fn created(body: &Value, location: String) -> Result<Response, Problem> {
     let mut resp = json_response(StatusCode::CREATED, body);
