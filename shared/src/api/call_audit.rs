@@ -8,7 +8,7 @@ use lambda_http::Request;
 
 use super::{Route, path_id};
 use crate::audit::{self, AuditEntry};
-use crate::auth;
+use crate::model::Principal;
 use crate::services::Services;
 
 /// The action a route's call is audited as: `get_export` → `export.get`, `list_exports` →
@@ -32,14 +32,14 @@ pub fn outcome(status: StatusCode) -> &'static str {
 
 /// Record the call when it is a read, or a refusal for a missing permission; health checks are
 /// not recorded.
-pub async fn record(svc: &Services, route: Route, req: &Request, status: StatusCode, request_id: &str) {
+/// `caller` is whom the call authenticated as, if it did.
+pub async fn record(svc: &Services, route: Route, req: &Request, caller: Option<&Principal>, status: StatusCode, request_id: &str) {
     let (method, _) = route.method_and_path();
     let is_read = method == Method::GET && route != Route::Health;
     if !is_read && status != StatusCode::FORBIDDEN {
         return;
     }
-    let header = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let Ok(principal) = auth::authenticate(svc.store.as_ref(), header).await else { return };
+    let Some(principal) = caller else { return };
     let id = path_id(req);
     let target = if id.is_empty() { "-" } else { id.as_str() };
     let action = action(route);

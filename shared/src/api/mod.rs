@@ -206,53 +206,67 @@ impl Route {
     pub async fn call(self, svc: &Services, req: Request) -> Response {
         let instance = req.uri().path().to_string();
         let request_id = request_id(&req);
-        let result = match self {
-            Route::CreateExport => exports::create(svc, &req, &request_id).await,
-            Route::ListExports => exports::list(svc, &req).await,
-            Route::GetExport => exports::get(svc, &req).await,
-            Route::DeleteExport => exports::delete(svc, &req, &request_id).await,
-            Route::DownloadExport => download::download(svc, &req, &request_id).await,
-            Route::PauseExport => control::control(svc, &req, &request_id, control::Action::Pause).await,
-            Route::ResumeExport => control::control(svc, &req, &request_id, control::Action::Resume).await,
-            Route::CancelExport => control::control(svc, &req, &request_id, control::Action::Cancel).await,
-            Route::RetryExport => control::control(svc, &req, &request_id, control::Action::Retry).await,
-            Route::RedeliverExport => control::redeliver(svc, &req, &request_id).await,
-            Route::GetLineage => lineage::lineage(svc, &req).await,
-            Route::CreateCredential => credentials::create(svc, &req, &request_id).await,
-            Route::ListCredentials => credentials::list(svc, &req).await,
-            Route::GetCredential => credentials::get(svc, &req).await,
-            Route::DeleteCredential => credentials::delete(svc, &req, &request_id).await,
-            Route::CreateRecipientKey => recipient_keys::create(svc, &req, &request_id).await,
-            Route::ListRecipientKeys => recipient_keys::list(svc, &req).await,
-            Route::GetRecipientKey => recipient_keys::get(svc, &req).await,
-            Route::DeleteRecipientKey => recipient_keys::delete(svc, &req, &request_id).await,
-            Route::CreateSchedule => schedules::create(svc, &req, &request_id).await,
-            Route::ListSchedules => schedules::list(svc, &req).await,
-            Route::GetSchedule => schedules::get(svc, &req).await,
-            Route::PutSchedule => schedules::put(svc, &req, &request_id).await,
-            Route::DeleteSchedule => schedules::delete(svc, &req, &request_id).await,
-            Route::PauseSchedule => schedules::set_paused(svc, &req, &request_id, true).await,
-            Route::ResumeSchedule => schedules::set_paused(svc, &req, &request_id, false).await,
-            Route::RunSchedule => schedules::run_now(svc, &req, &request_id).await,
-            Route::ListScheduleRuns => schedules::list_runs(svc, &req).await,
-            Route::GetSettings => settings::get(svc, &req).await,
-            Route::PutSettings => settings::put(svc, &req, &request_id).await,
-            Route::CreateTemplate => templates::create(svc, &req, &request_id).await,
-            Route::ListTemplates => templates::list(svc, &req).await,
-            Route::GetTemplate => templates::get(svc, &req).await,
-            Route::PutTemplate => templates::put(svc, &req, &request_id).await,
-            Route::DeleteTemplate => templates::delete(svc, &req, &request_id).await,
-            Route::ListAudit => audit::list(svc, &req).await,
-            Route::VerifyAudit => audit::verify(svc, &req).await,
-            Route::Health => health::health(svc).await,
-        };
+        let (result, caller) = CALLER.scope(std::cell::RefCell::new(None), async {
+            let result = self.dispatch(svc, &req, &request_id).await;
+            (result, CALLER.with(|c| c.borrow_mut().take()))
+        })
+        .await;
         let mut resp = result.unwrap_or_else(|p| p.into_response(&instance, &request_id));
-        call_audit::record(svc, self, &req, resp.status(), &request_id).await;
+        call_audit::record(svc, self, &req, caller.as_ref(), resp.status(), &request_id).await;
         if let Ok(v) = http::HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert("x-request-id", v);
         }
         resp
     }
+
+    async fn dispatch(self, svc: &Services, req: &Request, request_id: &str) -> Result<Response, Problem> {
+        match self {
+            Route::CreateExport => exports::create(svc, req, request_id).await,
+            Route::ListExports => exports::list(svc, req).await,
+            Route::GetExport => exports::get(svc, req).await,
+            Route::DeleteExport => exports::delete(svc, req, request_id).await,
+            Route::DownloadExport => download::download(svc, req, request_id).await,
+            Route::PauseExport => control::control(svc, req, request_id, control::Action::Pause).await,
+            Route::ResumeExport => control::control(svc, req, request_id, control::Action::Resume).await,
+            Route::CancelExport => control::control(svc, req, request_id, control::Action::Cancel).await,
+            Route::RetryExport => control::control(svc, req, request_id, control::Action::Retry).await,
+            Route::RedeliverExport => control::redeliver(svc, req, request_id).await,
+            Route::GetLineage => lineage::lineage(svc, req).await,
+            Route::CreateCredential => credentials::create(svc, req, request_id).await,
+            Route::ListCredentials => credentials::list(svc, req).await,
+            Route::GetCredential => credentials::get(svc, req).await,
+            Route::DeleteCredential => credentials::delete(svc, req, request_id).await,
+            Route::CreateRecipientKey => recipient_keys::create(svc, req, request_id).await,
+            Route::ListRecipientKeys => recipient_keys::list(svc, req).await,
+            Route::GetRecipientKey => recipient_keys::get(svc, req).await,
+            Route::DeleteRecipientKey => recipient_keys::delete(svc, req, request_id).await,
+            Route::CreateSchedule => schedules::create(svc, req, request_id).await,
+            Route::ListSchedules => schedules::list(svc, req).await,
+            Route::GetSchedule => schedules::get(svc, req).await,
+            Route::PutSchedule => schedules::put(svc, req, request_id).await,
+            Route::DeleteSchedule => schedules::delete(svc, req, request_id).await,
+            Route::PauseSchedule => schedules::set_paused(svc, req, request_id, true).await,
+            Route::ResumeSchedule => schedules::set_paused(svc, req, request_id, false).await,
+            Route::RunSchedule => schedules::run_now(svc, req, request_id).await,
+            Route::ListScheduleRuns => schedules::list_runs(svc, req).await,
+            Route::GetSettings => settings::get(svc, req).await,
+            Route::PutSettings => settings::put(svc, req, request_id).await,
+            Route::CreateTemplate => templates::create(svc, req, request_id).await,
+            Route::ListTemplates => templates::list(svc, req).await,
+            Route::GetTemplate => templates::get(svc, req).await,
+            Route::PutTemplate => templates::put(svc, req, request_id).await,
+            Route::DeleteTemplate => templates::delete(svc, req, request_id).await,
+            Route::ListAudit => audit::list(svc, req).await,
+            Route::VerifyAudit => audit::verify(svc, req).await,
+            Route::Health => health::health(svc).await,
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The caller a request authenticated as ([`authorize`]), for the call's audit event, so that
+    /// the key is not looked up twice.
+    static CALLER: std::cell::RefCell<Option<Principal>>;
 }
 
 /// What the router found for a method and path.
@@ -314,6 +328,8 @@ pub async fn authorize(svc: &Services, req: &Request, permission: Permission) ->
         Err(AuthError::Store(e)) => return Err(Problem::internal(e)),
         Err(e) => return Err(Problem::new(Code::Unauthorized, e.to_string()).with_header("www-authenticate", "Bearer")),
     };
+    // Outside a routed call (no scope) there is no call to audit.
+    let _ = CALLER.try_with(|c| *c.borrow_mut() = Some(principal.clone()));
     if let Some((rate, burst)) = svc.settings.rate_limit
         && let Err(wait) = svc.limiter.check(&principal.key_id, rate, burst)
     {
