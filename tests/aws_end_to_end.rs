@@ -10,14 +10,9 @@ mod ports;
 #[path = "support/mod.rs"]
 mod support;
 
-use std::sync::Arc;
-
 use egress::aws::AwsSettings;
 use egress::config::Settings;
 use egress::local::client::Client;
-use egress::orchestrate::local::LocalOrchestrator;
-use egress::pipeline::StageContext;
-use egress::services::{RateLimiter, Services};
 use http::{Method, StatusCode};
 use serde_json::json;
 
@@ -44,23 +39,7 @@ async fn an_export_runs_through_the_state_machine_on_dynamodb_and_s3() {
     let mut settings = Settings::new(work.path().into());
     settings.chunk_rows = 2_500;
     settings.rate_limit = None;
-    let settings = Arc::new(settings);
-    let ctx = StageContext {
-        store: adapters.store.clone(),
-        blobs: adapters.blobs.clone(),
-        keys: adapters.keys.clone(),
-        settings: settings.clone(),
-    };
-    let orchestrator = LocalOrchestrator::new(ctx).unwrap();
-    let services = Services {
-        store: adapters.store.clone(),
-        blobs: adapters.blobs.clone(),
-        keys: adapters.keys.clone(),
-        orchestrator: orchestrator.clone(),
-        triggers: adapters.triggers.clone(),
-        settings,
-        limiter: RateLimiter::default(),
-    };
+    let (services, orchestrator) = moto::with_local_runs(&adapters, settings);
 
     // The tenant's dataset, uploaded to its blob area in S3.
     let local = work.path().join("tx");

@@ -26,10 +26,8 @@ use egress::aws::AwsSettings;
 use egress::aws::scheduler::EventBridgeSettings;
 use egress::config::Settings;
 use egress::local::client::Client;
-use egress::orchestrate::local::LocalOrchestrator;
-use egress::pipeline::StageContext;
 use egress::scheduler::{Clock, ManualClock};
-use egress::services::{RateLimiter, Services};
+use egress::services::Services;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -66,23 +64,8 @@ async fn setup(schedules: Option<EventBridgeSettings>) -> Env {
     let work = tempfile::tempdir().unwrap();
     let mut settings = Settings::new(work.path().into());
     settings.rate_limit = None;
-    let settings = Arc::new(settings);
-    let ctx = StageContext {
-        store: adapters.store.clone(),
-        blobs: adapters.blobs.clone(),
-        keys: adapters.keys.clone(),
-        settings: settings.clone(),
-    };
     // Runs go through the export state machine in the local runner; everything else is on moto.
-    let services = Arc::new(Services {
-        store: adapters.store.clone(),
-        blobs: adapters.blobs.clone(),
-        keys: adapters.keys.clone(),
-        orchestrator: LocalOrchestrator::new(ctx).unwrap(),
-        triggers: adapters.triggers.clone(),
-        settings,
-        limiter: RateLimiter::default(),
-    });
+    let services = Arc::new(moto::with_local_runs(&adapters, settings).0);
     let k = egress::auth::generate("acme", [egress::model::Permission::Admin].into(), "eventbridge");
     services.store.put_api_key(&k.record).await.unwrap();
     Env { _moto: moto, _work: work, services, scheduler, token: k.token }

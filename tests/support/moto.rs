@@ -32,6 +32,32 @@ pub fn python() -> PathBuf {
 
 use crate::ports::free_port;
 
+/// Services whose store, blobs, keys and triggers are `adapters`' (the AWS adapters on moto)
+/// and whose runs go through the export state machine in the local runner.
+pub fn with_local_runs(
+    adapters: &egress::services::Services,
+    settings: egress::config::Settings,
+) -> (egress::services::Services, std::sync::Arc<egress::orchestrate::local::LocalOrchestrator>) {
+    let settings = std::sync::Arc::new(settings);
+    let ctx = egress::pipeline::StageContext {
+        store: adapters.store.clone(),
+        blobs: adapters.blobs.clone(),
+        keys: adapters.keys.clone(),
+        settings: settings.clone(),
+    };
+    let orchestrator = egress::orchestrate::local::LocalOrchestrator::new(ctx).unwrap();
+    let services = egress::services::Services {
+        store: adapters.store.clone(),
+        blobs: adapters.blobs.clone(),
+        keys: adapters.keys.clone(),
+        orchestrator: orchestrator.clone(),
+        triggers: adapters.triggers.clone(),
+        settings,
+        limiter: egress::services::RateLimiter::default(),
+    };
+    (services, orchestrator)
+}
+
 impl Moto {
     pub fn start() -> Moto {
         let port = free_port();

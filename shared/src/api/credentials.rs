@@ -105,7 +105,7 @@ pub async fn get(svc: &Services, req: &Request) -> Result<Response, Problem> {
 
 pub async fn delete(svc: &Services, req: &Request, request_id: &str) -> Result<Response, Problem> {
     let principal = authorize(svc, req, Permission::Admin).await?;
-    records::delete_unused(svc, &principal, RecordKind::Credential, &path_id(req), request_id, NOUN).await
+    records::delete(svc, &principal, RecordKind::Credential, &path_id(req), request_id, NOUN).await
 }
 
 #[cfg(test)]

@@ -206,11 +206,12 @@ impl Route {
     pub async fn call(self, svc: &Services, req: Request) -> Response {
         let instance = req.uri().path().to_string();
         let request_id = request_id(&req);
-        let (result, caller) = CALLER.scope(std::cell::RefCell::new(None), async {
-            let result = self.dispatch(svc, &req, &request_id).await;
-            (result, CALLER.with(|c| c.borrow_mut().take()))
-        })
-        .await;
+        let (result, caller) = CALLER
+            .scope(std::cell::RefCell::new(None), async {
+                let result = self.dispatch(svc, &req, &request_id).await;
+                (result, CALLER.with(|c| c.borrow_mut().take()))
+            })
+            .await;
         let mut resp = result.unwrap_or_else(|p| p.into_response(&instance, &request_id));
         call_audit::record(svc, self, &req, caller.as_ref(), resp.status(), &request_id).await;
         if let Ok(v) = http::HeaderValue::from_str(&request_id) {

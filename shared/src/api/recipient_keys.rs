@@ -119,5 +119,5 @@ pub async fn get(svc: &Services, req: &Request) -> Result<Response, Problem> {
 
 pub async fn delete(svc: &Services, req: &Request, request_id: &str) -> Result<Response, Problem> {
     let principal = authorize(svc, req, Permission::Admin).await?;
-    records::delete_unused(svc, &principal, RecordKind::RecipientKey, &path_id(req), request_id, NOUN).await
+    records::delete(svc, &principal, RecordKind::RecipientKey, &path_id(req), request_id, NOUN).await
 }

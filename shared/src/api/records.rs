@@ -70,7 +70,8 @@ pub async fn list(
     Ok(json_response(StatusCode::OK, &json!({"items": items, "next_cursor": page.next_cursor})))
 }
 
-/// `DELETE` a record: 204, or 404.
+/// `DELETE` a record: 204, or 404. A credential or a recipient key that schedules or
+/// templates name is 409, naming them: each of their runs would fail without it.
 pub async fn delete(
     svc: &Services,
     principal: &Principal,
@@ -80,30 +81,19 @@ pub async fn delete(
     noun: &str,
 ) -> Result<Response, Problem> {
     let action = format!("{}.delete", kind.as_str());
+    if matches!(kind, RecordKind::Credential | RecordKind::RecipientKey) {
+        let users = users_of(svc, &principal.tenant, id).await?;
+        if !users.is_empty() {
+            audit_event(svc, principal, &action, id, request_id, "rejected").await;
+            let detail = format!("the {noun} `{id}` is used by {}: change or delete them first", users.join(", "));
+            return Err(Problem::new(Code::Conflict, detail));
+        }
+    }
     if !svc.store.delete_record(kind, &principal.tenant, id).await.map_err(Problem::internal)? {
         return Err(Problem::new(Code::NotFound, format!("no {noun} `{id}`")));
     }
     audit_event(svc, principal, &action, id, request_id, "success").await;
     Ok(http::Response::builder().status(StatusCode::NO_CONTENT).body(Body::Empty).expect("valid response parts"))
-}
-
-/// `DELETE` a record that schedules and templates may name (a credential, a recipient key):
-/// 409 while one does, naming them, since each of their runs would fail without it.
-pub async fn delete_unused(
-    svc: &Services,
-    principal: &Principal,
-    kind: RecordKind,
-    id: &str,
-    request_id: &str,
-    noun: &str,
-) -> Result<Response, Problem> {
-    let users = users_of(svc, &principal.tenant, id).await?;
-    if !users.is_empty() {
-        audit_event(svc, principal, &format!("{}.delete", kind.as_str()), id, request_id, "rejected").await;
-        let detail = format!("the {noun} `{id}` is used by {}: change or delete them first", users.join(", "));
-        return Err(Problem::new(Code::Conflict, detail));
-    }
-    delete(svc, principal, kind, id, request_id, noun).await
 }
 
 /// The tenant's schedules and templates (their current versions) whose definition names `id`.
