@@ -162,7 +162,10 @@ pub async fn put(svc: &Services, req: &Request, request_id: &str) -> Result<Resp
     }
     let mut d = doc(&rec)?;
     let next = new_version(input, summary, rec.version + 1, &principal);
-    d.history.push(std::mem::replace(&mut d.current, next));
+    // The outgoing version becomes a record of its own first: writing it again (a retry, or a
+    // writer that then loses the race below) writes the same content.
+    keep_version(svc, &rec, &d.current).await?;
+    d.current = next;
     rec.doc = serde_json::to_value(&d).map_err(Problem::internal)?;
     rec.updated_at = Utc::now();
     let saved = match svc.store.put_record_if_version(&rec).await {
@@ -188,16 +191,77 @@ pub async fn get(svc: &Services, req: &Request) -> Result<Response, Problem> {
             format!("a version of this template, 1 to {}", rec.version),
         )));
     };
-    let v = d
-        .version(n)
+    let v = version_of(svc, &rec, &d, n)
+        .await?
         .ok_or_else(|| Problem::new(Code::NotFound, format!("template `{}` has no version {n} (it has 1 to {})", rec.id, rec.version)))?;
-    Ok(json_response(StatusCode::OK, &view(&rec, v)))
+    Ok(json_response(StatusCode::OK, &view(&rec, &v)))
+}
+
+/// The scope of a template's earlier versions.
+fn versions_scope(rec: &Record) -> String {
+    format!("{}~{}", rec.tenant, rec.id)
+}
+
+fn version_record_id(n: u64) -> String {
+    format!("v{n:010}")
+}
+
+/// Keep `v` of the template `rec` as a record of its own.
+async fn keep_version(svc: &Services, rec: &Record, v: &TemplateVersion) -> Result<(), Problem> {
+    let id = version_record_id(v.version);
+    let doc = serde_json::to_value(v).map_err(Problem::internal)?;
+    let now = Utc::now();
+    let r = Record {
+        kind: RecordKind::TemplateVersion,
+        tenant: versions_scope(rec),
+        id: id.clone(),
+        name: id,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        doc,
+    };
+    match svc.store.create_record(&r).await {
+        Ok(()) | Err(StoreError::AlreadyExists) => Ok(()),
+        Err(e) => Err(Problem::internal(e)),
+    }
+}
+
+/// Version `n` of a template: the current one, one kept in the record by earlier releases, or
+/// a version record.
+async fn version_of(svc: &Services, rec: &Record, d: &TemplateDoc, n: u64) -> Result<Option<TemplateVersion>, Problem> {
+    if let Some(v) = d.version(n) {
+        return Ok(Some(v.clone()));
+    }
+    if n >= rec.version {
+        return Ok(None);
+    }
+    let Some(r) =
+        svc.store.get_record(RecordKind::TemplateVersion, &versions_scope(rec), &version_record_id(n)).await.map_err(Problem::internal)?
+    else {
+        return Ok(None);
+    };
+    serde_json::from_value(r.doc)
+        .map(Some)
+        .map_err(|e| Problem::internal(format!("stored version {n} of `{}` does not parse: {e}", rec.id)))
 }
 
 pub async fn delete(svc: &Services, req: &Request, request_id: &str) -> Result<Response, Problem> {
     let principal = authorize(svc, req, Permission::Admin).await?;
     let rec = load(svc, &principal, &path_id(req)).await?;
-    records::delete(svc, &principal, RecordKind::Template, &rec.id, request_id, NOUN).await
+    let resp = records::delete(svc, &principal, RecordKind::Template, &rec.id, request_id, NOUN).await?;
+    // Its earlier versions go with it. Exports made from them keep their own copy of the spec.
+    let scope = versions_scope(&rec);
+    loop {
+        let page = svc.store.list_records(RecordKind::TemplateVersion, &scope, 100, None).await.map_err(Problem::internal)?;
+        if page.items.is_empty() {
+            break;
+        }
+        for r in &page.items {
+            svc.store.delete_record(RecordKind::TemplateVersion, &scope, &r.id).await.map_err(Problem::internal)?;
+        }
+    }
+    Ok(resp)
 }
 
 /// The listing's filters.
@@ -309,8 +373,8 @@ pub async fn resolve_export_body(svc: &Services, tenant: &str, body: &Value) -> 
     };
     let d = doc(&rec)?;
     let version = match pinned {
-        None => &d.current,
-        Some(n) => d.version(n).ok_or_else(|| {
+        None => d.current.clone(),
+        Some(n) => version_of(svc, &rec, &d, n).await?.ok_or_else(|| {
             Problem::validation(ValidationErrors::single(
                 "/template_version",
                 n,
@@ -318,7 +382,7 @@ pub async fn resolve_export_body(svc: &Services, tenant: &str, body: &Value) -> 
             ))
         })?,
     };
-    let (mut rendered, used) = template::render(version, parameters).map_err(Problem::validation)?;
+    let (mut rendered, used) = template::render(&version, parameters).map_err(Problem::validation)?;
     // A time range given beside the template (a schedule's window) replaces the template's.
     if let (Some(tr), Some(spec)) = (obj.get("time_range"), rendered.as_object_mut()) {
         spec.insert("time_range".into(), tr.clone());

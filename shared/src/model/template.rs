@@ -205,12 +205,14 @@ pub struct TemplateVersion {
     pub created_by: String,
 }
 
-/// A template record's document: the current version and every earlier one.
+/// A template record's document: the current version. Earlier versions are records of their
+/// own (`RecordKind::TemplateVersion`); `history` holds those that records written before kept
+/// inline, and is empty on new ones.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TemplateDoc {
     pub current: TemplateVersion,
-    /// Earlier versions, oldest first.
-    #[serde(default)]
+    /// Earlier versions kept inline, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<TemplateVersion>,
 }
 

@@ -17,6 +17,10 @@ pub enum RecordKind {
     /// The tenant's settings: one record with the id `settings`.
     Settings,
     Template,
+    /// An earlier version of a template, kept under the scope `<tenant>~<template id>` and named
+    /// `v` and its number (ten digits, so they sort), so a template record stays small however
+    /// often it changes.
+    TemplateVersion,
     Schedule,
     /// One run of a schedule, kept under the scope `<tenant>~<schedule id>` and named by its
     /// fire key (so one fire has one run).
@@ -33,6 +37,7 @@ impl RecordKind {
             RecordKind::RecipientKey => "recipient_key",
             RecordKind::Settings => "settings",
             RecordKind::Template => "template",
+            RecordKind::TemplateVersion => "template_version",
             RecordKind::Schedule => "schedule",
             RecordKind::ScheduleRun => "schedule_run",
             RecordKind::ScheduleState => "schedule_state",
