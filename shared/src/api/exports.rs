@@ -57,6 +57,7 @@ pub(crate) async fn check_spec(svc: &Services, tenant: &str, body: &Value) -> Re
         .map_err(|e| Problem::new(Code::ServiceUnavailable, format!("the tenant's settings could not be read now: {e}")))?;
     spec.check_outbound(&allow, &mut errs);
     check_encryption(svc, tenant, &spec, &mut errs).await?;
+    check_transfer_connectors(svc, &spec, &mut errs);
     match RowPipeline::build(&schema, &spec) {
         Ok(pipeline) => check_xml(ctx, &spec, &pipeline.output_schema, &mut errs).await?,
         Err(e) => errs.extend(e),
@@ -68,6 +69,26 @@ pub(crate) async fn check_spec(svc: &Services, tenant: &str, body: &Value) -> Re
     }
     errs.into_result().map_err(Problem::validation)?;
     Ok(spec)
+}
+
+/// A Transfer Family connector sends files from S3: on a service that keeps them in a local
+/// folder, an SFTP destination naming one is refused now rather than failing at delivery.
+fn check_transfer_connectors(svc: &Services, spec: &ExportSpec, errs: &mut ValidationErrors) {
+    if svc.blobs.s3_bucket().is_some() {
+        return;
+    }
+    for (i, d) in spec.destinations.iter().enumerate() {
+        if let crate::model::destination::Destination::Sftp(c) = &d.target
+            && let Some(id) = &c.transfer_connector
+        {
+            errs.push(
+                format!("/destinations/{i}/transfer_connector"),
+                id.as_str(),
+                "no connector on this service: a Transfer Family connector sends files from S3 (the AWS deployment), and this \
+                 service keeps them in a local folder; leave transfer_connector out to connect directly",
+            );
+        }
+    }
 }
 
 /// The recipient keys or the password an export's encryption names: registered for this

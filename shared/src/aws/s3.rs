@@ -26,6 +26,10 @@ pub const MULTIPART_THRESHOLD: u64 = 64 * 1024 * 1024;
 pub const PART_SIZE: u64 = 16 * 1024 * 1024;
 /// Parts uploaded at once.
 const PART_CONCURRENCY: usize = 4;
+/// The largest object one CopyObject copies; larger ones are copied in parts.
+pub const COPY_OBJECT_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
+/// The size of each part of a multipart copy.
+const COPY_PART_SIZE: u64 = 512 * 1024 * 1024;
 /// The most keys one DeleteObjects call takes.
 const DELETE_BATCH: usize = 1000;
 
@@ -74,6 +78,9 @@ const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'`')
     .remove(b'|')
     .remove(b'~');
+
+/// Characters escaped in a `CopySource` (`bucket/key`, URL-encoded; `/` kept).
+const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// `attachment` with the file name: a plain ASCII fallback and the exact name (RFC 6266).
 pub fn content_disposition(filename: &str) -> String {
@@ -140,6 +147,72 @@ impl S3BlobStore {
                 Err(e)
             }
         }
+    }
+
+    /// Copy `from` to `to` in [`COPY_PART_SIZE`] parts (UploadPartCopy), for objects above
+    /// [`COPY_OBJECT_LIMIT`]; the upload is aborted if a part fails.
+    async fn multipart_copy(&self, source: &str, to: &str, size: u64) -> Result<(), BlobError> {
+        let (sse, kms) = self.sse();
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(to)
+            .set_server_side_encryption(sse)
+            .set_ssekms_key_id(kms)
+            .send()
+            .await
+            .map_err(backend)?;
+        let upload_id = created.upload_id.ok_or_else(|| BlobError::Backend("CreateMultipartUpload returned no upload id".into()))?;
+        let copied: Result<Vec<CompletedPart>, BlobError> = futures::stream::iter(0..size.div_ceil(COPY_PART_SIZE))
+            .map(|i| {
+                let upload_id = upload_id.clone();
+                async move {
+                    let first = i * COPY_PART_SIZE;
+                    let last = (first + COPY_PART_SIZE).min(size) - 1;
+                    let number = (i + 1) as i32;
+                    let out = self
+                        .client
+                        .upload_part_copy()
+                        .bucket(&self.bucket)
+                        .key(to)
+                        .upload_id(upload_id)
+                        .part_number(number)
+                        .copy_source(source)
+                        .copy_source_range(format!("bytes={first}-{last}"))
+                        .send()
+                        .await
+                        .map_err(backend)?;
+                    let etag = out.copy_part_result.and_then(|r| r.e_tag);
+                    Ok::<_, BlobError>(CompletedPart::builder().part_number(number).set_e_tag(etag).build())
+                }
+            })
+            .buffer_unordered(PART_CONCURRENCY)
+            .try_collect()
+            .await;
+        let done = match copied {
+            Ok(mut parts) => {
+                parts.sort_by_key(|p| p.part_number);
+                self.client
+                    .complete_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(to)
+                    .upload_id(&upload_id)
+                    .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(backend)
+            }
+            Err(e) => Err(e),
+        };
+        if done.is_err() {
+            let abort = self.client.abort_multipart_upload().bucket(&self.bucket).key(to).upload_id(&upload_id).send().await;
+            if let Err(a) = abort {
+                tracing::warn!(key = to, error = %sdk_error(&a), "could not abort a failed multipart copy");
+            }
+        }
+        done
     }
 
     async fn upload_parts(&self, key: &str, file: &Path, size: u64, upload_id: &str) -> Result<(), BlobError> {
@@ -327,6 +400,36 @@ impl BlobStore for S3BlobStore {
             }
         }
         Ok(objects.len() as u64)
+    }
+
+    async fn copy(&self, from: &str, to: &str) -> Result<(), BlobError> {
+        check_key(from)?;
+        check_key(to)?;
+        let size = self.head(from).await?.ok_or_else(|| BlobError::NotFound(from.to_string()))?;
+        let source = utf8_percent_encode(&format!("{}/{from}", self.bucket), COPY_SOURCE).to_string();
+        if size > COPY_OBJECT_LIMIT {
+            return self.multipart_copy(&source, to, size).await;
+        }
+        let (sse, kms) = self.sse();
+        match self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to)
+            .copy_source(source)
+            .set_server_side_encryption(sse)
+            .set_ssekms_key_id(kms)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Err(BlobError::NotFound(from.to_string())),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    fn s3_bucket(&self) -> Option<&str> {
+        Some(&self.bucket)
     }
 
     async fn presign_get(&self, key: &str, filename: &str, content_type: &str, expires_in: Duration) -> Result<String, BlobError> {

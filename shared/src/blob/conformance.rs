@@ -11,6 +11,7 @@ pub async fn run_all(store: &dyn BlobStore) {
     put_file_moves_a_local_file(store).await;
     keys_cannot_escape(store).await;
     presigned_urls_name_the_object(store).await;
+    copy_leaves_the_source(store).await;
 }
 
 async fn put_get_head_delete(store: &dyn BlobStore) {
@@ -46,6 +47,15 @@ async fn put_file_moves_a_local_file(store: &dyn BlobStore) {
     std::fs::write(&f, vec![7u8; 100_000]).unwrap();
     assert_eq!(store.put_file("t/f/part", &f).await.unwrap(), 100_000);
     assert_eq!(store.get_bytes("t/f/part").await.unwrap().len(), 100_000);
+}
+
+async fn copy_leaves_the_source(store: &dyn BlobStore) {
+    store.put_bytes("t/c/src.bin", Bytes::from_static(b"copied bytes")).await.unwrap();
+    store.copy("t/c/src.bin", "t/c/sub/dst.bin.part").await.unwrap();
+    assert_eq!(store.get_bytes("t/c/sub/dst.bin.part").await.unwrap(), Bytes::from_static(b"copied bytes"));
+    assert_eq!(store.head("t/c/src.bin").await.unwrap(), Some(12));
+    assert!(matches!(store.copy("t/c/missing", "t/c/x").await, Err(BlobError::NotFound(_))));
+    assert!(matches!(store.copy("t/c/src.bin", "../x").await, Err(BlobError::InvalidKey(_))));
 }
 
 async fn keys_cannot_escape(store: &dyn BlobStore) {

@@ -106,6 +106,23 @@ impl BlobStore for FolderBlobStore {
         .map_err(|e| BlobError::Backend(e.to_string()))?
     }
 
+    async fn copy(&self, from: &str, to: &str) -> Result<(), BlobError> {
+        let src = self.path_of(from)?;
+        let dest = self.path_of(to)?;
+        let tmp = self.temp_path();
+        let key = from.to_string();
+        tokio::task::spawn_blocking(move || -> Result<(), BlobError> {
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::copy(&src, &tmp).map_err(|e| not_found(&key, e))?;
+            std::fs::rename(&tmp, &dest)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| BlobError::Backend(e.to_string()))?
+    }
+
     async fn get_bytes(&self, key: &str) -> Result<Bytes, BlobError> {
         let path = self.path_of(key)?;
         tokio::fs::read(&path).await.map(Bytes::from).map_err(|e| not_found(key, e))

@@ -78,6 +78,14 @@ pub trait BlobStore: Send + Sync {
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, BlobError>;
     /// A URL that GETs the object, as an attachment named `filename`, until it expires.
     async fn presign_get(&self, key: &str, filename: &str, content_type: &str, expires_in: Duration) -> Result<String, BlobError>;
+    /// Copy an object to another key of the store (inside the store where it can: no bytes
+    /// pass through this process on S3). A missing source is [`BlobError::NotFound`].
+    async fn copy(&self, from: &str, to: &str) -> Result<(), BlobError>;
+    /// The S3 bucket holding the objects, when the store is one: services that read the
+    /// objects there themselves (a Transfer Family connector) are given `/bucket/key`.
+    fn s3_bucket(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// True for a relative key made of non-empty segments, none of them `.` or `..`, with no

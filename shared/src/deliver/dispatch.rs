@@ -14,6 +14,7 @@ use super::endpoints::Endpoints;
 use super::gcs::{self, ServiceAccountKey};
 use super::net_guard::AllowList;
 use super::s3::{self, AwsKeys};
+use super::sftp::transfer::{self, TransferRun, TransferWait};
 use super::sftp::{self, SftpAuth, SftpTimeouts};
 use super::signing::WebhookSecret;
 use super::webhook::{self, FileLink, WebhookMode, WebhookPayload};
@@ -53,6 +54,17 @@ fn wrong_type(id: &str, got: &CredentialSecret, want: &str) -> DeliverError {
 
 fn endpoints() -> Result<Endpoints, DeliverError> {
     Endpoints::from_env().map_err(|e| DeliverError::permanent(format!("the service's endpoint settings are not valid: {e}")))
+}
+
+/// The Transfer Family client of the service's own AWS identity; `EGRESS_TRANSFER_ENDPOINT`
+/// (see [`Endpoints`]) points it elsewhere (an emulator).
+async fn transfer_client() -> Result<aws_sdk_transfer::Client, DeliverError> {
+    let endpoints = endpoints()?;
+    let config = match endpoints.aws {
+        Some(c) => c,
+        None => aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+    };
+    Ok(transfer::client(&config, endpoints.transfer_endpoint.as_deref()))
 }
 
 async fn links(cx: &AttemptContext<'_>, files: &[OutgoingFile]) -> Result<Vec<FileLink>, DeliverError> {
@@ -153,8 +165,20 @@ async fn attempt_inner(cx: &AttemptContext<'_>, target: &Destination, files: &[O
             .map_err(|e| DeliverError::permanent(format!("the credential `{id}`: {e}")))?;
             azure_blob::deliver(cfg, &cred, &endpoints()?, files).await
         }
+        Destination::Sftp(cfg) if cfg.transfer_connector.is_some() => {
+            let client = transfer_client().await?;
+            let run = TransferRun {
+                client: &client,
+                blobs: cx.blobs,
+                staging: format!("{}transfer/{}/", crate::blob::keys::staging(cx.tenant, cx.export_id), crate::model::ids::random_hex(8)),
+                wait: TransferWait::default(),
+            };
+            transfer::deliver(cfg, &run, files, cx.blob_keys).await
+        }
         Destination::Sftp(cfg) => {
-            let id = &cfg.credential;
+            let Some(id) = &cfg.credential else {
+                return Err(DeliverError::permanent("the SFTP destination names no credential"));
+            };
             let auth = match credential(cx, id).await? {
                 CredentialSecret::Password { password } => SftpAuth::Password(password),
                 CredentialSecret::SshPrivateKey { private_key, passphrase } => {

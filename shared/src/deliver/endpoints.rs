@@ -44,6 +44,9 @@ pub struct Endpoints {
     /// account name (e.g. `http://127.0.0.1:10000/devstoreaccount1` for Azurite). `None`:
     /// `https://{account}.blob.core.windows.net`.
     pub azure_blob_base: Option<String>,
+    /// `EGRESS_TRANSFER_ENDPOINT`: the AWS Transfer Family API (an emulator). `None`: the
+    /// SDK's own (`AWS_ENDPOINT_URL`, or the region's endpoint).
+    pub transfer_endpoint: Option<String>,
 }
 
 impl std::fmt::Debug for Endpoints {
@@ -54,6 +57,7 @@ impl std::fmt::Debug for Endpoints {
             .field("gcs_base", &self.gcs_base)
             .field("gcs_token_uri", &self.gcs_token_uri)
             .field("azure_blob_base", &self.azure_blob_base)
+            .field("transfer_endpoint", &self.transfer_endpoint)
             .finish()
     }
 }
@@ -87,6 +91,7 @@ impl Endpoints {
             gcs_base: url("EGRESS_GCS_ENDPOINT", Some(GCS_DEFAULT_BASE))?.unwrap_or_default(),
             gcs_token_uri: url("EGRESS_GCS_TOKEN_URI", Some(GCS_DEFAULT_TOKEN_URI))?.unwrap_or_default(),
             azure_blob_base: url("EGRESS_AZURE_BLOB_ENDPOINT", None)?,
+            transfer_endpoint: url("EGRESS_TRANSFER_ENDPOINT", None)?,
         })
     }
 
@@ -306,6 +311,7 @@ mod tests {
             ("EGRESS_GCS_ENDPOINT", "http://127.0.0.1:9023/"),
             ("EGRESS_AZURE_BLOB_ENDPOINT", "http://127.0.0.1:10000/{account}"),
             ("EGRESS_S3_FORCE_PATH_STYLE", "1"),
+            ("EGRESS_TRANSFER_ENDPOINT", "http://127.0.0.1:5001/"),
         ]
         .into();
         let e = Endpoints::from_lookup(|k| vars.get(k).map(|v| v.to_string())).unwrap();
@@ -313,6 +319,7 @@ mod tests {
         assert_eq!(e.gcs_token_uri, GCS_DEFAULT_TOKEN_URI);
         assert_eq!(e.azure_blob_base_for("devstoreaccount1"), "http://127.0.0.1:10000/devstoreaccount1");
         assert!(e.s3_force_path_style);
+        assert_eq!(e.transfer_endpoint.as_deref(), Some("http://127.0.0.1:5001"));
 
         let defaults = Endpoints::from_lookup(|_| None).unwrap();
         assert_eq!(defaults.gcs_base, GCS_DEFAULT_BASE);

@@ -5,10 +5,14 @@
 //! once complete, so a reader polling the directory never sees a partial file under the final
 //! name. A broken upload is resumed on the next attempt from what the server already holds.
 //!
-//! On AWS the same destination would go through a Transfer Family connector; this module is the
-//! direct client (local host, and any host that can reach the server).
+//! On AWS a destination may name a Transfer Family SFTP connector (`transfer_connector`): the
+//! connector then sends the files from the data bucket, holds the login, and trusts the
+//! server's host keys ([`transfer`]). Without one, this module's direct client connects
+//! itself (local host, and any host that can reach the server).
 
 mod connect;
+mod fingerprint;
+pub mod transfer;
 mod upload;
 
 use std::time::Duration;
@@ -37,11 +41,20 @@ pub struct SftpConfig {
     /// Pinned host key: the OpenSSH `SHA256:...` fingerprint of the server's host key, as
     /// `ssh-keygen -lf` prints it. A server presenting another key is refused.
     pub host_key: String,
-    /// Id of the stored credential (`cred_...`) holding the password or private key.
-    pub credential: String,
-    /// Create the target directory and its parents when missing (default true).
+    /// Id of the stored credential (`cred_...`) holding the password or private key. Required
+    /// for the direct client; left out with `transfer_connector` (the connector's own secret
+    /// holds the login).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    /// Create the target directory and its parents when missing (default true). A Transfer
+    /// Family connector cannot: with one, the directory must exist.
     #[serde(default = "default_true")]
     pub create_directories: bool,
+    /// Id of an AWS Transfer Family SFTP connector (`c-` and 17 hex digits) to send the files
+    /// through (AWS deployment only). Its URL must name `host` and `port`, and one of its
+    /// trusted host keys must have the `host_key` fingerprint; `directory` must be absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_connector: Option<String>,
 }
 
 fn default_port() -> u16 {
@@ -92,12 +105,39 @@ impl SftpConfig {
                 "the server's host key fingerprint as `ssh-keygen -lf` prints it: `SHA256:` and 43 base64 characters",
             );
         }
-        if !crate::model::credential::is_credential_id(&self.credential) {
-            errs.push(
+        match (&self.transfer_connector, &self.credential) {
+            (None, None) => errs.push(
                 p("credential"),
-                self.credential.as_str(),
-                "the id of a stored credential: `cred_` and 1 to 64 letters, digits, `_` or `-`",
-            );
+                Value::Null,
+                "the id of a stored credential (`cred_...`) with the password or private key: required without `transfer_connector`",
+            ),
+            (None, Some(c)) if !crate::model::credential::is_credential_id(c) => {
+                errs.push(p("credential"), c.as_str(), "the id of a stored credential: `cred_` and 1 to 64 letters, digits, `_` or `-`")
+            }
+            (None, Some(_)) => {}
+            (Some(connector), credential) => {
+                if !transfer::is_connector_id(connector) {
+                    errs.push(
+                        p("transfer_connector"),
+                        connector.as_str(),
+                        "a Transfer Family connector id: `c-` and 17 lowercase hex digits, e.g. `c-0123456789abcdef0`",
+                    );
+                }
+                if let Some(c) = credential {
+                    errs.push(
+                        p("credential"),
+                        c.as_str(),
+                        "no credential with `transfer_connector`: the connector's own secret (its UserSecretId) holds the login",
+                    );
+                }
+                if !self.directory.starts_with('/') {
+                    errs.push(
+                        p("directory"),
+                        self.directory.as_str(),
+                        "an absolute directory path (`/...`) with `transfer_connector`: the connector moves files by absolute path",
+                    );
+                }
+            }
         }
     }
 
@@ -288,7 +328,7 @@ mod tests {
         c.username = "a\nb".into();
         c.directory = "in/../etc".into();
         c.host_key = "MD5:aa:bb".into();
-        c.credential = "secret".into();
+        c.credential = Some("secret".into());
         let mut errs = ValidationErrors::new();
         c.validate("/destinations/2", &mut errs);
         let pointers: Vec<&str> = errs.0.iter().map(|e| e.pointer.as_str()).collect();
@@ -304,6 +344,33 @@ mod tests {
             ]
         );
         assert_eq!(errs.0[3].value, json!("in/../etc"));
+    }
+
+    #[test]
+    fn a_connector_replaces_the_credential_and_needs_an_absolute_directory() {
+        let mut c = config();
+        c.credential = None;
+        c.transfer_connector = Some("c-0123456789abcdef0".into());
+        c.directory = "/in/daily".into();
+        let mut errs = ValidationErrors::new();
+        c.validate("/destinations/0", &mut errs);
+        assert!(errs.is_empty(), "{errs}");
+
+        c.transfer_connector = Some("c-123".into());
+        c.credential = Some("cred_x".into());
+        c.directory = "in".into();
+        let mut errs = ValidationErrors::new();
+        c.validate("/destinations/0", &mut errs);
+        let pointers: Vec<&str> = errs.0.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/destinations/0/transfer_connector", "/destinations/0/credential", "/destinations/0/directory"]);
+        assert_eq!(errs.0[0].value, json!("c-123"));
+
+        c.transfer_connector = None;
+        c.credential = None;
+        c.directory = ".".into();
+        let mut errs = ValidationErrors::new();
+        c.validate("/destinations/0", &mut errs);
+        assert_eq!((errs.0.len(), errs.0[0].pointer.as_str(), &errs.0[0].value), (1, "/destinations/0/credential", &Value::Null));
     }
 
     #[test]

@@ -42,8 +42,13 @@ pub async fn deliver(ctx: &StageContext, input: DeliverInput) -> Result<Delivery
     };
     let started = Utc::now();
     // The files as local files (a temporary copy where the blob store is remote), named for
-    // the recipient. The download link keeps them where they are: it only checks they exist.
-    let needs_local = !matches!(dest.target, Destination::Download);
+    // the recipient. The download link and a Transfer Family connector keep them where they
+    // are: they only check they exist.
+    let needs_local = match &dest.target {
+        Destination::Download => false,
+        Destination::Sftp(c) => c.transfer_connector.is_none(),
+        _ => true,
+    };
     let zone: chrono_tz::Tz = dest.timezone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(chrono_tz::UTC);
     let names = NameContext { export_id: &export_id, tenant: &tenant, format: export.spec.format.kind().as_str(), time: started, zone };
     let mut locals = Vec::new();
