@@ -125,6 +125,13 @@ impl S3BlobStore {
     }
 
     async fn multipart(&self, key: &str, file: &Path, size: u64) -> Result<(), BlobError> {
+        let upload_id = self.create_multipart(key).await?;
+        let done = self.upload_parts(key, file, size, &upload_id).await;
+        self.abort_if_failed(key, &upload_id, done).await
+    }
+
+    /// Start a multipart upload of `key` (SSE-KMS when configured); its upload id.
+    async fn create_multipart(&self, key: &str) -> Result<String, BlobError> {
         let (sse, kms) = self.sse();
         let created = self
             .client
@@ -136,34 +143,24 @@ impl S3BlobStore {
             .send()
             .await
             .map_err(backend)?;
-        let upload_id = created.upload_id.ok_or_else(|| BlobError::Backend("CreateMultipartUpload returned no upload id".into()))?;
-        match self.upload_parts(key, file, size, &upload_id).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let abort = self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(&upload_id).send().await;
-                if let Err(a) = abort {
-                    tracing::warn!(key, error = %sdk_error(&a), "could not abort a failed multipart upload");
-                }
-                Err(e)
+        created.upload_id.ok_or_else(|| BlobError::Backend("CreateMultipartUpload returned no upload id".into()))
+    }
+
+    /// Abort the multipart upload when `done` is an error, so no parts are left behind; `done`.
+    async fn abort_if_failed(&self, key: &str, upload_id: &str, done: Result<(), BlobError>) -> Result<(), BlobError> {
+        if done.is_err() {
+            let abort = self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(upload_id).send().await;
+            if let Err(a) = abort {
+                tracing::warn!(key, error = %sdk_error(&a), "could not abort a failed multipart upload");
             }
         }
+        done
     }
 
     /// Copy `from` to `to` in [`COPY_PART_SIZE`] parts (UploadPartCopy), for objects above
     /// [`COPY_OBJECT_LIMIT`]; the upload is aborted if a part fails.
     async fn multipart_copy(&self, source: &str, to: &str, size: u64) -> Result<(), BlobError> {
-        let (sse, kms) = self.sse();
-        let created = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(to)
-            .set_server_side_encryption(sse)
-            .set_ssekms_key_id(kms)
-            .send()
-            .await
-            .map_err(backend)?;
-        let upload_id = created.upload_id.ok_or_else(|| BlobError::Backend("CreateMultipartUpload returned no upload id".into()))?;
+        let upload_id = self.create_multipart(to).await?;
         let copied: Result<Vec<CompletedPart>, BlobError> = futures::stream::iter(0..size.div_ceil(COPY_PART_SIZE))
             .map(|i| {
                 let upload_id = upload_id.clone();
@@ -206,13 +203,7 @@ impl S3BlobStore {
             }
             Err(e) => Err(e),
         };
-        if done.is_err() {
-            let abort = self.client.abort_multipart_upload().bucket(&self.bucket).key(to).upload_id(&upload_id).send().await;
-            if let Err(a) = abort {
-                tracing::warn!(key = to, error = %sdk_error(&a), "could not abort a failed multipart copy");
-            }
-        }
-        done
+        self.abort_if_failed(to, &upload_id, done).await
     }
 
     async fn upload_parts(&self, key: &str, file: &Path, size: u64, upload_id: &str) -> Result<(), BlobError> {
