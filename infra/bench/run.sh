@@ -28,7 +28,7 @@ cd "$root"
 cargo build --release --locked --bin egress >&2
 bash infra/testbed/python.sh >&2
 py="${EGRESS_VENV:-$root/.venv}/bin/python"
-bin="$root/target/release/egress"
+bin="${CARGO_TARGET_DIR:-$root/target}/release/egress"
 results="$data/bench/results-$format-$rows.jsonl"
 mkdir -p "$data/bench/out"
 # Make the dataset before anything is timed.
