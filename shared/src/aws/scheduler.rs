@@ -41,21 +41,17 @@ impl EventBridgeSettings {
     /// The settings through `lookup`; `None` when none of the three is set, an error naming
     /// the missing ones when only some are.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, String> {
-        let names = ["EGRESS_SCHEDULE_GROUP", "EGRESS_SCHEDULE_TARGET_ARN", "EGRESS_SCHEDULE_ROLE_ARN"];
-        let values: Vec<Option<String>> = names.iter().map(|n| lookup(n).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())).collect();
-        if values.iter().all(Option::is_none) {
-            return Ok(None);
+        const NAMES: [&str; 3] = ["EGRESS_SCHEDULE_GROUP", "EGRESS_SCHEDULE_TARGET_ARN", "EGRESS_SCHEDULE_ROLE_ARN"];
+        let [group, target_arn, role_arn] = NAMES.map(|n| lookup(n).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()));
+        match (group, target_arn, role_arn) {
+            (None, None, None) => Ok(None),
+            (Some(group), Some(target_arn), Some(role_arn)) => Ok(Some(Self { group, target_arn, role_arn })),
+            (group, target_arn, role_arn) => {
+                let set = [group.is_some(), target_arn.is_some(), role_arn.is_some()];
+                let missing: Vec<&str> = NAMES.iter().zip(set).filter(|(_, is_set)| !is_set).map(|(n, _)| *n).collect();
+                Err(format!("{} must be set together with the other EGRESS_SCHEDULE_* variables", missing.join(" and ")))
+            }
         }
-        let missing: Vec<&str> = names.iter().zip(&values).filter(|(_, v)| v.is_none()).map(|(n, _)| *n).collect();
-        if !missing.is_empty() {
-            return Err(format!("{} must be set together with the other EGRESS_SCHEDULE_* variables", missing.join(" and ")));
-        }
-        let mut v = values.into_iter().map(Option::unwrap_or_default);
-        Ok(Some(Self {
-            group: v.next().unwrap_or_default(),
-            target_arn: v.next().unwrap_or_default(),
-            role_arn: v.next().unwrap_or_default(),
-        }))
     }
 }
 

@@ -73,6 +73,30 @@ impl Default for TransferWait {
     }
 }
 
+/// The pauses between two polls: from `first_poll`, each twice as long up to `max_poll`, until
+/// a limit.
+struct Polling {
+    deadline: Instant,
+    pause: Duration,
+    max: Duration,
+}
+
+impl Polling {
+    fn new(wait: &TransferWait, limit: Duration) -> Self {
+        Self { deadline: Instant::now() + limit, pause: wait.first_poll, max: wait.max_poll }
+    }
+
+    /// Sleep before the next poll; `false`, at once, when it would come after the limit.
+    async fn sleep(&mut self) -> bool {
+        if Instant::now() + self.pause > self.deadline {
+            return false;
+        }
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(self.max);
+        true
+    }
+}
+
 /// What one attempt works with besides the destination and the files.
 pub struct TransferRun<'a> {
     pub client: &'a aws_sdk_transfer::Client,
@@ -274,8 +298,7 @@ fn url_target(url: &str) -> Option<String> {
 
 /// Poll ListFileTransferResults until every file of `batch` is COMPLETED or FAILED.
 async fn await_transfer(run: &TransferRun<'_>, connector_id: &str, transfer_id: &str, batch: &[Planned<'_>]) -> Result<(), DeliverError> {
-    let deadline = Instant::now() + run.wait.transfer_limit;
-    let mut pause = run.wait.first_poll;
+    let mut polling = Polling::new(&run.wait, run.wait.transfer_limit);
     loop {
         let mut results = Vec::new();
         let mut token = None;
@@ -308,7 +331,7 @@ async fn await_transfer(run: &TransferRun<'_>, connector_id: &str, transfer_id: 
             }
             return Ok(());
         }
-        if Instant::now() + pause > deadline {
+        if !polling.sleep().await {
             let open: Vec<String> = results
                 .iter()
                 .filter(|r| !settled(&r.status_code))
@@ -320,8 +343,6 @@ async fn await_transfer(run: &TransferRun<'_>, connector_id: &str, transfer_id: 
                 if open.is_empty() { "no results yet".to_string() } else { open.join(", ") }
             )));
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(run.wait.max_poll);
     }
 }
 
@@ -360,8 +381,7 @@ async fn confirm_moves(
     directory: &str,
     planned: &[Planned<'_>],
 ) -> Result<Vec<Option<u64>>, DeliverError> {
-    let deadline = Instant::now() + run.wait.listing_limit;
-    let mut pause = run.wait.first_poll;
+    let mut polling = Polling::new(&run.wait, run.wait.listing_limit);
     let listing_prefix = format!("{}listing", run.staging);
     loop {
         let out = run
@@ -382,11 +402,10 @@ async fn confirm_moves(
                         DeliverError::transient(format!("the connector {connector_id}'s directory listing is not JSON: {e}"))
                     })?;
                 }
-                Err(BlobError::NotFound(_)) if Instant::now() + pause <= deadline => {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(run.wait.max_poll);
-                }
                 Err(BlobError::NotFound(_)) => {
+                    if polling.sleep().await {
+                        continue;
+                    }
                     return Err(DeliverError::transient(format!(
                         "the connector {connector_id} wrote no directory listing of {directory} within {} s; the files were sent as *{PART_SUFFIX} and moved, unconfirmed",
                         run.wait.listing_limit.as_secs()
@@ -415,15 +434,13 @@ async fn confirm_moves(
         if pending.is_empty() {
             return Ok(sizes);
         }
-        if Instant::now() + pause > deadline {
+        if !polling.sleep().await {
             return Err(DeliverError::transient(format!(
                 "the connector {connector_id}'s moves were not confirmed within {} s: {}",
                 run.wait.listing_limit.as_secs(),
                 pending.join("; ")
             )));
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(run.wait.max_poll);
     }
 }
 
