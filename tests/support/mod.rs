@@ -194,11 +194,21 @@ pub fn http(
     }
     head.push_str(&format!("Content-Length: {}\r\n\r\n", body.map_or(0, <[u8]>::len)));
     s.write_all(head.as_bytes())?;
-    if let Some(b) = body {
-        s.write_all(b)?;
+    // A server may answer before it has read the whole body (413) and close the connection:
+    // the write then fails, and the answer it sent is read all the same.
+    let closed_early = |e: &std::io::Error| matches!(e.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset);
+    if let Some(b) = body
+        && let Err(e) = s.write_all(b)
+        && !closed_early(&e)
+    {
+        return Err(e);
     }
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
+    if let Err(e) = s.read_to_end(&mut raw)
+        && !(closed_early(&e) && raw.windows(4).any(|w| w == b"\r\n\r\n"))
+    {
+        return Err(e);
+    }
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| std::io::Error::other("no header end"))?;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
