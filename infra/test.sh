@@ -16,6 +16,9 @@ export EGRESS_MOTO_PYTHON
 EGRESS_AZURITE="$(bash infra/testbed/azurite.sh)"
 export EGRESS_AZURITE
 
+# One build per run: incremental state (gigabytes for the service library) would only use disk.
+export CARGO_INCREMENTAL=0
+
 echo "== cargo fmt (${SECONDS}s)"
 cargo fmt --all -- --check
 echo "== dependency guard (${SECONDS}s)"

@@ -2,9 +2,7 @@
 //! (edits and deletions in the store are detected), and an export's lineage, against the real
 //! `egress serve`.
 
-#[path = "support/ports.rs"]
-mod ports;
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use support::Server;

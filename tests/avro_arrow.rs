@@ -4,10 +4,7 @@
 //! (so Avro parts are concatenated, and Arrow batches come from several parts), and an inline
 //! source with nulls, unicode, decimals, dates, timestamps and booleans.
 
-#[path = "support/ports.rs"]
-mod ports;
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use support::{Fixture, dataset_spec};

@@ -1,10 +1,7 @@
 //! The AWS adapters against moto (the AWS emulator, started per test on a loopback port): the
 //! JobStore and BlobStore conformance suites, KMS data keys, and Step Functions runs.
 
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/ports.rs"]
-mod ports;
+use crate::moto;
 
 use std::future::Future;
 use std::io::{Seek, SeekFrom, Write};

@@ -3,12 +3,8 @@
 //! really in S3 (SSE-KMS), and the download link is a presigned S3 URL that a plain HTTP GET
 //! follows. The file is checked by an independent reader against the source.
 
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/ports.rs"]
-mod ports;
-#[path = "support/mod.rs"]
-mod support;
+use crate::moto;
+use crate::support;
 
 use egress::aws::AwsSettings;
 use egress::config::Settings;

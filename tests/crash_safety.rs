@@ -2,10 +2,7 @@
 //! (chunks already done are kept; the file is byte-identical to an uninterrupted run), and an export interrupted too often is failed with a reason; none is left
 //! running forever.
 
-#[path = "support/ports.rs"]
-mod ports;
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -9,10 +9,7 @@
 //!   evaluator of EventBridge's syntax here (`?`, 1 = SUN, `L`, gap times skipped, fold times
 //!   once), together with `gap_fires`, are exactly the engine's fires over four years.
 
-#[path = "support/ports.rs"]
-mod ports;
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::io::Write;

@@ -4,11 +4,8 @@
 //! `partial` with a receipt per destination, and the audit trail records both. A webhook at an
 //! address the policy forbids is refused when the export is created, unless the tenant allows it.
 
-#[path = "support/ports.rs"]
-mod ports;
-mod support;
-#[path = "support/webhook_receiver.rs"]
-mod webhook_receiver;
+use crate::support;
+use crate::webhook_receiver;
 
 use serde_json::json;
 use support::Server;

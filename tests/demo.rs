@@ -1,10 +1,7 @@
 //! The demo, the main job, as a person runs it: it completes, and two runs (one reusing the
 //! data folder, one in a new folder) print the same checksums.
 
-#[path = "support/ports.rs"]
-mod ports;
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -7,13 +7,9 @@
 //! deliver; names come from the destination's filename template, and a file is never left
 //! under a temporary name.
 
-#[path = "support/delivery.rs"]
-mod delivery;
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/ports.rs"]
-mod ports;
-mod support;
+use crate::delivery;
+use crate::moto;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,14 +2,9 @@
 //! Maildir) and against SES in moto; every delivered message is read back with Python's
 //! `email` package (tests/readers/read_email.py): recipients, subject, attachments' SHA-256.
 
-#[path = "support/delivery.rs"]
-mod delivery;
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/ports.rs"]
-mod ports;
-#[path = "support/mod.rs"]
-mod support;
+use crate::delivery;
+use crate::moto;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

@@ -4,11 +4,8 @@
 //! recipient uses (`gpg --decrypt`, `age -d`, `7z x -p`) and checked against the manifest; the
 //! encoded files in clear text do not outlive the export's run. A missing tool fails the test.
 
-#[path = "support/ports.rs"]
-mod ports;
-mod support;
-#[path = "support/tools.rs"]
-mod tools;
+use crate::support;
+use crate::tools;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

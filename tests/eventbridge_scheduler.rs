@@ -10,12 +10,7 @@
 //!   invocation starts nothing more; a trigger whose schedule is gone removes itself.
 //! - When the scheduling service refuses, a new schedule is not created (503, nothing stored).
 
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/ports.rs"]
-mod ports;
-#[path = "support/mod.rs"]
-mod support;
+use crate::moto;
 
 use std::sync::Arc;
 

@@ -3,10 +3,7 @@
 //! and type against the source; the sheet rollover at a lowered row limit; validation of the
 //! xlsx options; text longer than a cell holds.
 
-#[path = "support/ports.rs"]
-mod ports;
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::path::Path;
 

@@ -6,10 +6,7 @@
 //! export naming row, column and value, and the same with `on_error: null` giving nulls;
 //! validation errors with field pointers.
 
-#[path = "support/ports.rs"]
-mod ports;
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 

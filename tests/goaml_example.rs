@@ -6,14 +6,9 @@
 //! `gpg`, pass `xmllint` against the goAML XSD and hold exactly the flagged transactions
 //! booked in October in Vienna. In process, over the local host's real services.
 
-#[path = "support/delivery.rs"]
-mod delivery;
-#[path = "support/ports.rs"]
-mod ports;
-#[path = "support/mod.rs"]
-mod support;
-#[path = "support/tools.rs"]
-mod tools;
+use crate::delivery;
+use crate::support;
+use crate::tools;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,10 +2,7 @@
 //! downloaded through signed URLs and checked by an independent reader; tenant isolation,
 //! permissions, idempotency, validation errors, signed URL tampering and expiry.
 
-#[path = "support/ports.rs"]
-mod ports;
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use support::{Fixture, check_export, dataset_spec};

@@ -2,8 +2,7 @@
 //! lambda_http path (event JSON -> LambdaRequest -> Adapter -> LambdaResponse JSON), as the
 //! Lambda runtime would.
 
-#[path = "support/sample_events.rs"]
-mod sample_events;
+use crate::sample_events;
 
 use std::convert::Infallible;
 

@@ -4,10 +4,8 @@
 //! names (the runtime's `errorType`) when they should, and the schedules' fire function ticks
 //! the schedule its EventBridge input names.
 
-#[path = "support/runtime_api.rs"]
-mod runtime_api;
-#[path = "support/sample_events.rs"]
-mod sample_events;
+use crate::runtime_api;
+use crate::sample_events;
 
 use std::path::Path;
 

@@ -5,13 +5,9 @@
 //! `export.failed` with its error code through the tenant's default; a receiver answering 500
 //! is retried, audited as failed, and leaves the export completed.
 
-#[path = "support/delivery.rs"]
-mod delivery;
-#[path = "support/ports.rs"]
-mod ports;
-mod support;
-#[path = "support/webhook_receiver.rs"]
-mod webhook_receiver;
+use crate::delivery;
+use crate::support;
+use crate::webhook_receiver;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

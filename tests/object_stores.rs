@@ -4,14 +4,8 @@
 //! SharedKey signer, the GCS JSON API) and compared by SHA-256; failures must leave nothing
 //! behind and say whether another attempt may help.
 
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/object_stores.rs"]
-mod object_stores;
-#[path = "support/ports.rs"]
-mod ports;
-#[path = "support/mod.rs"]
-mod support;
+use crate::moto;
+use crate::object_store_emulators as object_stores;
 
 use std::future::Future;
 use std::time::Duration;

@@ -3,11 +3,8 @@
 //! `gpg` and `age-keygen` in temporary homes; every tool must be on PATH (a missing tool fails
 //! the test).
 
-#[path = "support/ports.rs"]
-mod ports;
-mod support;
-#[path = "support/tools.rs"]
-mod tools;
+use crate::support;
+use crate::tools;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -3,10 +3,7 @@
 //! (tests/readers/check_pdf.py). The attachment must be byte for byte the CSV export of the
 //! same spec, downloaded from the same server.
 
-#[path = "support/ports.rs"]
-mod ports;
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

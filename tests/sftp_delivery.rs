@@ -3,12 +3,8 @@
 //! (server killed mid-upload and restarted, refused auth, a file never visible under its final
 //! name until complete). Fingerprints are checked against `ssh-keygen -lf`.
 
-#[path = "support/delivery.rs"]
-mod delivery;
-#[path = "support/ports.rs"]
-mod ports;
-#[path = "support/mod.rs"]
-mod support;
+use crate::delivery;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

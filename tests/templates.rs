@@ -3,10 +3,7 @@
 //! template by name with parameters, whose files hold the rows the parameters select and which
 //! record the template version they ran.
 
-#[path = "support/ports.rs"]
-mod ports;
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use support::Server;

@@ -5,14 +5,9 @@
 //! the final names, never a write under a final name, no temporary file left; and the refusals:
 //! a connector trusting other host keys, a failed transfer, a local service.
 
-#[path = "support/delivery.rs"]
-mod delivery;
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/ports.rs"]
-mod ports;
-#[path = "support/mod.rs"]
-mod support;
+use crate::delivery;
+use crate::moto;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,10 +3,7 @@
 //! v2.0 with its imports) that `xmllint --schema` accepts and whose rows match the source; a
 //! wrong mapping refused at creation, and a wrong value caught by `validate: true`.
 
-#[path = "support/ports.rs"]
-mod ports;
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;
