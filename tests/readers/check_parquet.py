@@ -5,13 +5,16 @@
 
 pyarrow must read the file with the Arrow types egress promises: decimal128 for amounts,
 timestamp[us, tz=UTC], date32, strings, booleans, int64, double. DuckDB compares the rows with
-the source query (as a multiset; with ORDER_BY and LIMIT, in order). Exit 0 and `OK` when all
+the source query (as a multiset; with ORDER_BY and LIMIT, in order). Every column chunk has
+statistics, and they agree with its values: null counts, and the minimum and maximum of the
+string columns (values of over 64 bytes are cut: then they must bound them). Exit 0 and `OK` when all
 holds; 1 with the first difference otherwise.
 """
 
 import sys
 
 import duckdb
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 EXPECTED_TYPES = {
@@ -36,6 +39,34 @@ def fail(msg: str) -> None:
     sys.exit(1)
 
 
+def check_statistics(pf: pq.ParquetFile) -> None:
+    md = pf.metadata
+    for rg in range(md.num_row_groups):
+        data = pf.read_row_group(rg)
+        for c in range(md.num_columns):
+            chunk = md.row_group(rg).column(c)
+            name = chunk.path_in_schema
+            values = data.column(name)
+            stats = chunk.statistics
+            if stats is None:
+                fail(f"row group {rg} column {name} has no statistics")
+            if stats.null_count != values.null_count:
+                fail(f"row group {rg} column {name}: null count {stats.null_count}, the values have {values.null_count}")
+            if str(values.type) != "string":
+                continue
+            if values.null_count < len(values) and not stats.has_min_max:
+                fail(f"row group {rg} column {name} has no minimum and maximum")
+            if not stats.has_min_max:
+                continue
+            low, high = pc.min_max(values).values()
+            low, high = low.as_py().encode(), high.as_py().encode()
+            smin, smax = stats.min.encode(), stats.max.encode()
+            if len(low) <= 64 and smin != low or not smin <= low:
+                fail(f"row group {rg} column {name}: minimum {smin!r}, the values' is {low!r}")
+            if len(high) <= 64 and smax != high or not smax >= high:
+                fail(f"row group {rg} column {name}: maximum {smax!r}, the values' is {high!r}")
+
+
 def main() -> int:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     opts = dict(zip(sys.argv[1:], sys.argv[2:]))
@@ -58,6 +89,7 @@ def main() -> int:
         for c in range(md.num_columns):
             if md.row_group(rg).column(c).compression != codec:
                 fail(f"row group {rg} column {c} is {md.row_group(rg).column(c).compression}, expected {codec}")
+    check_statistics(pf)
     con = duckdb.connect()
     select = ", ".join(f'"{c}"' for c in names)
     src_q = f"SELECT {select} FROM read_parquet('{src}') WHERE {where}"

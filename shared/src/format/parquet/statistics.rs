@@ -1,0 +1,222 @@
+//! Column chunk statistics of top-level string columns, computed here rather than by the
+//! Parquet writer. The writer compares every string with the page's minimum and maximum in full
+//! (two `memcmp` calls a value); here the first 16 bytes are compared as one integer and only
+//! ties are compared in full. On the benchmark dataset (seven string columns of thirteen) that
+//! is a tenth of the time to write a Parquet file.
+//!
+//! What is written is what the Parquet writer would write for the chunk: minimum and maximum
+//! (cut to 64 bytes as it cuts them, the maximum rounded up), null count, the bytes of the
+//! values, and the definition level histogram of a nullable column. The page level statistics
+//! (the column index) of these columns are not written; the chunk's are what readers prune row
+//! groups with, and peers (DuckDB, Polars) write no page index at all.
+
+use arrow::array::{Array, GenericStringArray, OffsetSizeTrait};
+use parquet::data_type::ByteArray;
+use parquet::errors::Result;
+use parquet::file::metadata::{ColumnChunkMetaData, LevelHistogram};
+use parquet::file::statistics::{Statistics, ValueStatistics};
+
+/// Bytes of a minimum or maximum kept in the statistics, as the Parquet writer's default.
+const TRUNCATE_BYTES: usize = 64;
+
+/// Minimum, maximum, nulls and value bytes of a string column chunk, updated batch by batch.
+#[derive(Debug, Default)]
+pub struct StringStatistics {
+    min: Option<Vec<u8>>,
+    max: Option<Vec<u8>>,
+    nulls: u64,
+    values: u64,
+    bytes: i64,
+}
+
+impl StringStatistics {
+    pub fn update<O: OffsetSizeTrait>(&mut self, array: &GenericStringArray<O>) {
+        let nulls = array.null_count();
+        self.nulls += nulls as u64;
+        self.values += (array.len() - nulls) as u64;
+        let values = array.value_data();
+        let offsets = array.value_offsets();
+        let range = |i: usize| offsets[i].as_usize()..offsets[i + 1].as_usize();
+        let found = match array.nulls().filter(|_| nulls > 0) {
+            None => {
+                self.bytes += (offsets[array.len()] - offsets[0]).as_usize() as i64;
+                min_max(values, (0..array.len()).map(range))
+            }
+            Some(valid) => {
+                self.bytes += valid.valid_indices().map(|i| range(i).len() as i64).sum::<i64>();
+                min_max(values, valid.valid_indices().map(range))
+            }
+        };
+        if let Some((min, max)) = found {
+            if self.min.as_deref().is_none_or(|m| min < m) {
+                self.min = Some(min.to_vec());
+            }
+            if self.max.as_deref().is_none_or(|m| max > m) {
+                self.max = Some(max.to_vec());
+            }
+        }
+    }
+
+    /// `chunk`'s metadata with these statistics (the chunk was written without any). `nullable`:
+    /// whether the column has a definition level.
+    pub fn apply(self, chunk: ColumnChunkMetaData, nullable: bool) -> Result<ColumnChunkMetaData> {
+        let (min, min_exact) = match self.min {
+            Some(m) => {
+                let (m, cut) = truncate_min(m);
+                (Some(ByteArray::from(m)), !cut)
+            }
+            None => (None, true),
+        };
+        let (max, max_exact) = match self.max {
+            Some(m) => {
+                let (m, cut) = truncate_max(m);
+                (Some(ByteArray::from(m)), !cut)
+            }
+            None => (None, true),
+        };
+        // Strings sort unsigned: only the min_value/max_value fields are written, not the
+        // deprecated min/max ones.
+        let stats = ValueStatistics::new(min, max, None, Some(self.nulls), false).with_min_is_exact(min_exact).with_max_is_exact(max_exact);
+        let histogram = nullable.then(|| LevelHistogram::from(vec![self.nulls as i64, self.values as i64]));
+        chunk
+            .into_builder()
+            .set_statistics(Statistics::ByteArray(stats))
+            .set_unencoded_byte_array_data_bytes(Some(self.bytes))
+            .set_definition_level_histogram(histogram)
+            .build()
+    }
+}
+
+/// Bytes of a value compared as one integer.
+const KEY: usize = 16;
+
+/// A value with its first 16 bytes as a big-endian integer, zero padded: when two keys differ,
+/// the values compare as their keys do.
+#[derive(Clone, Copy)]
+struct Keyed<'a> {
+    key: u128,
+    value: &'a [u8],
+}
+
+impl<'a> Keyed<'a> {
+    /// The value at `range` of `values`. Most values are read with one load of 16 bytes (what
+    /// follows a short value masked off) rather than a copy of their length.
+    #[inline]
+    fn at(values: &'a [u8], range: std::ops::Range<usize>) -> Self {
+        let len = range.len();
+        let key = match values.get(range.start..range.start + KEY) {
+            Some(head) => {
+                let head = u128::from_be_bytes(head.try_into().expect("16 bytes"));
+                match len {
+                    0 => 0,
+                    1..KEY => head & (u128::MAX << (8 * (KEY - len))),
+                    _ => head,
+                }
+            }
+            None => {
+                let mut head = [0u8; KEY];
+                let n = len.min(KEY);
+                head[..n].copy_from_slice(&values[range.start..range.start + n]);
+                u128::from_be_bytes(head)
+            }
+        };
+        Self { key, value: &values[range] }
+    }
+
+    #[inline]
+    fn less(self, other: Self) -> bool {
+        match self.key.cmp(&other.key) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Greater => false,
+            // Equal keys of values within 16 bytes: the shorter is a prefix of the longer
+            // (the rest of its key is zeros, as are the longer one's bytes there).
+            std::cmp::Ordering::Equal if self.value.len() <= KEY && other.value.len() <= KEY => self.value.len() < other.value.len(),
+            std::cmp::Ordering::Equal => self.value < other.value,
+        }
+    }
+}
+
+/// The least and the greatest (byte order) of the values at `ranges` of `values`, or `None`
+/// when there are none.
+fn min_max(values: &[u8], mut ranges: impl Iterator<Item = std::ops::Range<usize>>) -> Option<(&[u8], &[u8])> {
+    let first = Keyed::at(values, ranges.next()?);
+    let (mut min, mut max) = (first, first);
+    for r in ranges {
+        let v = Keyed::at(values, r);
+        if v.less(min) {
+            min = v;
+        }
+        if max.less(v) {
+            max = v;
+        }
+    }
+    Some((min.value, max.value))
+}
+
+/// A minimum longer than 64 bytes cut at the last character boundary within them; whether it
+/// was cut.
+fn truncate_min(v: Vec<u8>) -> (Vec<u8>, bool) {
+    if v.len() <= TRUNCATE_BYTES {
+        return (v, false);
+    }
+    let Ok(s) = std::str::from_utf8(&v) else { return (v[..TRUNCATE_BYTES].to_vec(), true) };
+    match (1..=TRUNCATE_BYTES).rfind(|&i| s.is_char_boundary(i)) {
+        Some(at) => (v[..at].to_vec(), true),
+        None => (v, false),
+    }
+}
+
+/// A maximum longer than 64 bytes cut at a character boundary within them and its last
+/// character that can be incremented without growing incremented (an upper bound still); the
+/// whole value when none can.
+fn truncate_max(v: Vec<u8>) -> (Vec<u8>, bool) {
+    if v.len() <= TRUNCATE_BYTES {
+        return (v, false);
+    }
+    let Ok(s) = std::str::from_utf8(&v) else { return (v, false) };
+    let Some(at) = (TRUNCATE_BYTES - 3..=TRUNCATE_BYTES).rfind(|&i| s.is_char_boundary(i)) else { return (v, false) };
+    let head = &s[..at];
+    for (i, c) in head.char_indices().rev() {
+        if let Some(next) = char::from_u32(c as u32 + 1).filter(|n| n.len_utf8() == c.len_utf8()) {
+            let mut out = head.as_bytes()[..i + c.len_utf8()].to_vec();
+            next.encode_utf8(&mut out[i..]);
+            return (out, true);
+        }
+    }
+    (v, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_and_max_agree_with_byte_order() {
+        let mut r = crate::synthetic::Rng::new(11);
+        let alphabet = [b'a', b'b', 0u8, 0xff, b'z'];
+        for _ in 0..2_000 {
+            let n = 1 + r.below(40) as usize;
+            let values: Vec<Vec<u8>> = (0..n).map(|_| (0..r.below(24) as usize).map(|_| alphabet[r.below(5) as usize]).collect()).collect();
+            // Laid out as an Arrow string array lays them out: one buffer, values end to end.
+            let buffer: Vec<u8> = values.concat();
+            let mut at = 0;
+            let ranges: Vec<_> = values.iter().map(|v| (at..at + v.len(), at += v.len()).0).collect();
+            let (min, max) = min_max(&buffer, ranges.into_iter()).unwrap();
+            assert_eq!(min, values.iter().min().unwrap().as_slice(), "{values:?}");
+            assert_eq!(max, values.iter().max().unwrap().as_slice(), "{values:?}");
+        }
+        assert!(min_max(b"", std::iter::empty()).is_none());
+    }
+
+    #[test]
+    fn long_values_are_cut_as_the_parquet_writer_cuts_them() {
+        let long = "é".repeat(40); // 80 bytes, characters of 2
+        let (min, cut) = truncate_min(long.clone().into_bytes());
+        assert!(cut);
+        assert_eq!(min, "é".repeat(32).into_bytes());
+        let (max, cut) = truncate_max(long.into_bytes());
+        assert!(cut);
+        assert_eq!(String::from_utf8(max).unwrap(), format!("{}ê", "é".repeat(31)));
+        assert_eq!(truncate_max(b"short".to_vec()), (b"short".to_vec(), false));
+    }
+}
