@@ -113,7 +113,7 @@ impl Job {
                 continue;
             }
             self.handle.block_on(load_active(&self.ctx, self.tenant(), &self.export.id))?;
-            std::thread::sleep(delay);
+            self.handle.block_on(self.ctx.store.wait_for_chunk(delay));
             delay = (delay * 2).min(Duration::from_millis(100));
         }
     }

@@ -74,6 +74,12 @@ pub trait ExportStore: Send + Sync {
     async fn record_chunk(&self, tenant: &str, export_id: &str, chunk: &ChunkRecord) -> Result<(Progress, bool), StoreError>;
     /// Chunk records in index order.
     async fn list_chunks(&self, tenant: &str, export_id: &str) -> Result<Vec<ChunkRecord>, StoreError>;
+    /// Wait at most `limit` for a chunk (of any export) to be recorded: a hint for a reader
+    /// waiting on chunks, which lists them again either way. A store that cannot tell waits
+    /// the whole `limit`.
+    async fn wait_for_chunk(&self, limit: std::time::Duration) {
+        tokio::time::sleep(limit).await
+    }
     /// Exports in `pending` or `running`, across tenants: what a restarted host must resume.
     async fn list_active_exports(&self) -> Result<Vec<(String, String)>, StoreError>;
 }

@@ -70,6 +70,8 @@ CREATE TABLE IF NOT EXISTS audit_events (
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Woken when a chunk is recorded (by this process).
+    chunk_recorded: Arc<tokio::sync::Notify>,
 }
 
 pub(super) fn backend<E: std::fmt::Display>(e: E) -> StoreError {
@@ -97,7 +99,7 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), chunk_recorded: Arc::default() })
     }
 
     /// Run `f` on the connection off the async threads (a busy database may make it wait).
@@ -257,32 +259,41 @@ impl ExportStore for SqliteStore {
 
     async fn record_chunk(&self, tenant: &str, export_id: &str, chunk: &ChunkRecord) -> Result<(Progress, bool), StoreError> {
         let (tenant, export_id, chunk) = (tenant.to_string(), export_id.to_string(), chunk.clone());
-        self.with(move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
-            let doc: Option<String> = tx
-                .query_row("SELECT doc FROM exports WHERE tenant = ?1 AND id = ?2", params![tenant, export_id], |r| r.get(0))
-                .optional()
-                .map_err(backend)?;
-            let mut export: Export = from_doc(&doc.ok_or(StoreError::NotFound)?)?;
-            let inserted = tx
-                .execute(
-                    "INSERT OR IGNORE INTO chunks (tenant, export_id, idx, doc) VALUES (?1, ?2, ?3, ?4)",
-                    params![tenant, export_id, chunk.index, to_doc(&chunk)?],
-                )
-                .map_err(backend)?
-                == 1;
-            if inserted {
-                export.count_chunk(chunk.rows);
-                tx.execute(
-                    "UPDATE exports SET version = ?1, doc = ?2 WHERE tenant = ?3 AND id = ?4",
-                    params![export.version as i64, to_doc(&export)?, tenant, export_id],
-                )
-                .map_err(backend)?;
-            }
-            tx.commit().map_err(backend)?;
-            Ok((export.progress, inserted))
-        })
-        .await
+        let recorded = self
+            .with(move |c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
+                let doc: Option<String> = tx
+                    .query_row("SELECT doc FROM exports WHERE tenant = ?1 AND id = ?2", params![tenant, export_id], |r| r.get(0))
+                    .optional()
+                    .map_err(backend)?;
+                let mut export: Export = from_doc(&doc.ok_or(StoreError::NotFound)?)?;
+                let inserted = tx
+                    .execute(
+                        "INSERT OR IGNORE INTO chunks (tenant, export_id, idx, doc) VALUES (?1, ?2, ?3, ?4)",
+                        params![tenant, export_id, chunk.index, to_doc(&chunk)?],
+                    )
+                    .map_err(backend)?
+                    == 1;
+                if inserted {
+                    export.count_chunk(chunk.rows);
+                    tx.execute(
+                        "UPDATE exports SET version = ?1, doc = ?2 WHERE tenant = ?3 AND id = ?4",
+                        params![export.version as i64, to_doc(&export)?, tenant, export_id],
+                    )
+                    .map_err(backend)?;
+                }
+                tx.commit().map_err(backend)?;
+                Ok((export.progress, inserted))
+            })
+            .await;
+        if matches!(recorded, Ok((_, true))) {
+            self.chunk_recorded.notify_waiters();
+        }
+        recorded
+    }
+
+    async fn wait_for_chunk(&self, limit: std::time::Duration) {
+        let _ = tokio::time::timeout(limit, self.chunk_recorded.notified()).await;
     }
 
     async fn list_chunks(&self, tenant: &str, export_id: &str) -> Result<Vec<ChunkRecord>, StoreError> {
@@ -440,5 +451,39 @@ impl AuditStore for SqliteStore {
             rows.map(|r| r.map_err(backend).and_then(|d| from_doc(&d))).collect()
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::model::{ChunkRecord, Export, ExportSpec};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_recorded_chunk_wakes_a_reader_waiting_for_one() {
+        let store = SqliteStore::in_memory().unwrap();
+        let spec = ExportSpec::from_json(&serde_json::json!({"source": {"type": "inline", "rows": []}, "format": "csv"})).unwrap();
+        let e = Export::new(crate::model::ids::export_id(), "t".into(), "key".into(), spec, Utc::now());
+        store.create_export(&e).await.unwrap();
+        let waiting = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                store.wait_for_chunk(Duration::from_secs(600)).await;
+                started.elapsed()
+            })
+        };
+        // Recorded until the reader wakes: a record before it waits would not wake it.
+        let mut index = 0;
+        while !waiting.is_finished() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let c = ChunkRecord { index, rows: 1, bytes: 1, part_key: format!("p{index}") };
+            store.record_chunk("t", &e.id, &c).await.unwrap();
+            index += 1;
+            assert!(index < 1_000, "the reader was not woken");
+        }
+        assert!(waiting.await.unwrap() < Duration::from_secs(60), "woken by the record, not by its limit");
     }
 }
