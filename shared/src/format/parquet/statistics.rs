@@ -40,7 +40,7 @@ impl StringStatistics {
         let found = match array.nulls().filter(|_| nulls > 0) {
             None => {
                 self.bytes += (offsets[array.len()] - offsets[0]).as_usize() as i64;
-                min_max(values, (0..array.len()).map(range))
+                min_max(values, offsets.windows(2).map(|w| w[0].as_usize()..w[1].as_usize()))
             }
             Some(valid) => {
                 self.bytes += valid.valid_indices().map(|i| range(i).len() as i64).sum::<i64>();
@@ -90,6 +90,17 @@ impl StringStatistics {
 /// Bytes of a value compared as one integer.
 const KEY: usize = 16;
 
+/// `MASKS[n]` keeps the first `n` bytes of a big-endian key.
+const MASKS: [u128; KEY + 1] = {
+    let mut masks = [0u128; KEY + 1];
+    let mut n = 1;
+    while n <= KEY {
+        masks[n] = u128::MAX << (8 * (KEY - n));
+        n += 1;
+    }
+    masks
+};
+
 /// A value with its first 16 bytes as a big-endian integer, zero padded: when two keys differ,
 /// the values compare as their keys do.
 #[derive(Clone, Copy)]
@@ -105,14 +116,7 @@ impl<'a> Keyed<'a> {
     fn at(values: &'a [u8], range: std::ops::Range<usize>) -> Self {
         let len = range.len();
         let key = match values.get(range.start..range.start + KEY) {
-            Some(head) => {
-                let head = u128::from_be_bytes(head.try_into().expect("16 bytes"));
-                match len {
-                    0 => 0,
-                    1..KEY => head & (u128::MAX << (8 * (KEY - len))),
-                    _ => head,
-                }
-            }
+            Some(head) => u128::from_be_bytes(head.try_into().expect("16 bytes")) & MASKS[len.min(KEY)],
             None => {
                 let mut head = [0u8; KEY];
                 let n = len.min(KEY);
