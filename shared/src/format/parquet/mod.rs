@@ -92,9 +92,6 @@ const SAMPLE_MAX_VALUES: usize = 16_384;
 /// average: `D (1 - e^(-n/D)) = d`. Columns of a type not sampled here, and samples of fewer
 /// than 1,024 non-null values, keep the dictionary.
 pub fn dictionary_would_spill(column: &dyn Array, row_group_rows: usize) -> bool {
-    use arrow::array::AsArray;
-    use arrow::datatypes::DataType;
-
     let column = column.slice(0, column.len().min(SAMPLE_MAX_VALUES));
     let n = column.len() - column.null_count();
     if n < SAMPLE_MIN_VALUES {
@@ -225,7 +222,12 @@ impl<W: Write + Send> OpenFile<W> {
                     match column.data_type() {
                         DataType::Utf8 => stats.update(column.as_string::<i32>()),
                         DataType::LargeUtf8 => stats.update(column.as_string::<i64>()),
-                        _ => unreachable!("only string columns have their statistics computed here"),
+                        other => {
+                            return Err(ParquetError::General(format!(
+                                "column {} is {other}, not a string as its schema says",
+                                field.name()
+                            )));
+                        }
                     }
                 }
                 for leaf in compute_leaves(field, column)? {
