@@ -132,7 +132,16 @@ fn the_audit_trail_is_listed_filtered_and_its_chain_verified() {
     let cursor = creds["next_cursor"].as_str().unwrap();
     let rest = server.req("GET", &format!("/v1/audit?action=credential.create&cursor={cursor}"), Some(&token), None).json();
     assert_eq!(rest["items"].as_array().unwrap().len(), 1, "{rest}");
-    let about = server.req("GET", &format!("/v1/audit?target={id}"), Some(&token), None).json();
+    // `export.completed` is appended just after the status is written, which ends the wait.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let about = loop {
+        let about = server.req("GET", &format!("/v1/audit?target={id}"), Some(&token), None).json();
+        let done = about["items"].as_array().unwrap().iter().any(|e| e["action"] == "export.completed");
+        if done || std::time::Instant::now() > deadline {
+            break about;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     let actions: Vec<&str> = about["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert!(actions.contains(&"export.create") && actions.contains(&"export.completed"), "{actions:?}");
     // Reads are audited too (the waits above read the export), and so are refusals.

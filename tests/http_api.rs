@@ -389,6 +389,37 @@ fn signed_urls_refuse_tampering_and_expire() {
 }
 
 #[test]
+fn get_with_wait_seconds_answers_when_the_export_ends() {
+    let f = fixture();
+    let r = f.server.req("POST", "/v1/exports", Some(&f.token), Some(&dataset_spec(&f, json!({"format": "parquet"}))));
+    assert_eq!(r.status, 202, "{}", r.text());
+    let location = r.header("location").unwrap().to_string();
+    // One request, answered when the export has ended (not at once, not after the whole wait).
+    let started = std::time::Instant::now();
+    let r = f.server.req("GET", &format!("{location}?wait_seconds=20"), Some(&f.token), None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let e = r.json();
+    assert_eq!(e["status"], "completed", "{e}");
+    assert_eq!(e["result"]["rows"], ROWS);
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "answered after {:?}", started.elapsed());
+    // An ended export is answered at once.
+    let started = std::time::Instant::now();
+    let again = f.server.req("GET", &format!("{location}?wait_seconds=20"), Some(&f.token), None);
+    assert_eq!((again.status, again.json()["status"].clone()), (200, json!("completed")));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "answered after {:?}", started.elapsed());
+    for bad in ["21", "-1", "soon", "1.5"] {
+        let r = f.server.req("GET", &format!("{location}?wait_seconds={bad}"), Some(&f.token), None);
+        assert_eq!((r.status, r.problem_code().as_str()), (400, "INVALID_PARAMETER"), "{bad}: {}", r.text());
+        let p = r.json();
+        assert_eq!(p["errors"][0]["pointer"], "/query/wait_seconds", "{p}");
+        assert_eq!(p["errors"][0]["value"], bad, "{p}");
+        assert!(p["errors"][0]["allowed"].as_str().unwrap().contains("0 to 20"), "{p}");
+    }
+    let r = f.server.req("GET", &format!("{location}?wait=5"), Some(&f.token), None);
+    assert_eq!((r.status, r.problem_code().as_str()), (400, "INVALID_PARAMETER"), "{}", r.text());
+}
+
+#[test]
 fn listing_filters_and_pages_and_delete_removes_files() {
     let f = fixture();
     let mut ids = Vec::new();

@@ -110,13 +110,15 @@ impl Server {
     pub fn wait(&self, token: &str, location: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let r = self.req("GET", location, Some(token), None);
+            // The answer waits for the export's end, up to 5 s.
+            let r = self.req("GET", &format!("{location}?wait_seconds=5"), Some(token), None);
             assert_eq!(r.status, 200, "get: {}", r.text());
             let e = r.json();
             if matches!(e["status"].as_str(), Some("completed" | "partial" | "failed" | "cancelled")) {
                 return e;
             }
             assert!(Instant::now() < deadline, "export did not finish: {e}");
+            // Paused: answered at once.
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -327,10 +327,44 @@ pub async fn list(svc: &Services, req: &Request) -> Result<Response, Problem> {
     Ok(json_response(StatusCode::OK, &json!({ "items": items, "next_cursor": page.next_cursor })))
 }
 
+/// The longest `wait_seconds` of `GET /v1/exports/{id}`: well inside API Gateway's 29 s.
+pub const MAX_WAIT_SECONDS: u64 = 20;
+
+/// How often a wait looks at a store that does not signal its writes.
+const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// `GET /v1/exports/{id}`; with `?wait_seconds=N` the answer waits until the export is no
+/// longer pending or running (finished, or paused) or N seconds have passed, whichever comes
+/// first: a client learns of the end at once, without polling.
 pub async fn get(svc: &Services, req: &Request) -> Result<Response, Problem> {
     let principal = authorize(svc, req, Permission::View).await?;
-    let export = load(svc, &principal, &super::path_id(req)).await?;
-    Ok(json_response(StatusCode::OK, &export.to_api_json()))
+    let q = query(req, &["wait_seconds"])?;
+    let wait = match q.get("wait_seconds") {
+        None => 0,
+        Some(s) => match s.parse::<u64>() {
+            Ok(n) if n <= MAX_WAIT_SECONDS => n,
+            _ => {
+                let allowed = format!("an integer from 0 to {MAX_WAIT_SECONDS}");
+                let mut p = Problem::new(Code::InvalidParameter, format!("wait_seconds `{s}`: {allowed}"));
+                let mut errs = ValidationErrors::new();
+                errs.push("/query/wait_seconds", s.as_str(), allowed);
+                p.errors = Some(errs);
+                return Err(p);
+            }
+        },
+    };
+    let id = super::path_id(req);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
+    let signal = svc.store.write_signal();
+    loop {
+        let armed = crate::store::Armed::new(signal.as_deref());
+        let export = load(svc, &principal, &id).await?;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !ExportStatus::ACTIVE.contains(&export.status) || left.is_zero() {
+            return Ok(json_response(StatusCode::OK, &export.to_api_json()));
+        }
+        armed.wait(left.min(WAIT_POLL)).await;
+    }
 }
 
 pub async fn delete(svc: &Services, req: &Request, request_id: &str) -> Result<Response, Problem> {

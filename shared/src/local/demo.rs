@@ -91,8 +91,10 @@ pub async fn run_export(client: &Client<'_>, spec: &Value, label: &str, quiet: b
     }
     let location = location.ok_or("no Location header")?;
     let mut bar = Bar::new(label);
+    // Quiet, the answer waits for the end; otherwise the progress bar is redrawn as it goes.
+    let poll = if quiet { format!("{location}?wait_seconds={}", crate::api::exports::MAX_WAIT_SECONDS) } else { location.clone() };
     loop {
-        let (status, _, export) = client.call(Method::GET, &location, None).await;
+        let (status, _, export) = client.call(Method::GET, &poll, None).await;
         if status != StatusCode::OK {
             return Err(format!("{label}: GET {location} answered {status}: {export}"));
         }
@@ -113,7 +115,8 @@ pub async fn run_export(client: &Client<'_>, spec: &Value, label: &str, quiet: b
                 }
                 return Err(format!("{label}: export {}: {}", export["status"], export["error"]));
             }
-            _ => tokio::time::sleep(Duration::from_millis(if quiet { 10 } else { 100 })).await,
+            _ if quiet => {}
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::format::{FileContext, FileEncoder, Layout, batches, file_encoder, lay
 use crate::model::{ChunkRecord, Export, FormatKind, ResultFile, Step};
 use crate::package::{Compressor, HashingWriter, content_type};
 use crate::source::{self, SourceContext};
+use crate::store::Armed;
 use crate::transform::RowPipeline;
 use crate::transform::sort::{Merge, SortSpec};
 
@@ -99,7 +100,9 @@ impl Job {
     /// Gives up when the export stops being wanted (cancelled, paused, failed, deleted).
     fn part(&self, index: u32, known: &mut Vec<ChunkRecord>) -> Result<(ChunkRecord, LocalFile), StageError> {
         let mut delay = Duration::from_millis(5);
+        let signal = self.ctx.store.write_signal();
         loop {
+            let armed = Armed::new(signal.as_deref());
             if let Some(r) = known.iter().find(|r| r.index == index) {
                 return match self.handle.block_on(self.ctx.blobs.local_file(&r.part_key)) {
                     Ok(local) => Ok((r.clone(), local)),
@@ -113,7 +116,7 @@ impl Job {
                 continue;
             }
             self.handle.block_on(load_active(&self.ctx, self.tenant(), &self.export.id))?;
-            self.handle.block_on(self.ctx.store.wait_for_chunk(delay));
+            self.handle.block_on(armed.wait(delay));
             delay = (delay * 2).min(Duration::from_millis(100));
         }
     }

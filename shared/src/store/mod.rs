@@ -74,14 +74,39 @@ pub trait ExportStore: Send + Sync {
     async fn record_chunk(&self, tenant: &str, export_id: &str, chunk: &ChunkRecord) -> Result<(Progress, bool), StoreError>;
     /// Chunk records in index order.
     async fn list_chunks(&self, tenant: &str, export_id: &str) -> Result<Vec<ChunkRecord>, StoreError>;
-    /// Wait at most `limit` for a chunk (of any export) to be recorded: a hint for a reader
-    /// waiting on chunks, which lists them again either way. A store that cannot tell waits
-    /// the whole `limit`.
-    async fn wait_for_chunk(&self, limit: std::time::Duration) {
-        tokio::time::sleep(limit).await
+    /// Woken each time this process writes an export or records a chunk, for a reader waiting
+    /// on either (see [`Armed`]); `None` when the store cannot tell (another process may write
+    /// it), and the reader polls.
+    fn write_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
     }
     /// Exports in `pending` or `running`, across tenants: what a restarted host must resume.
     async fn list_active_exports(&self) -> Result<Vec<(String, String)>, StoreError>;
+}
+
+/// A wait for the next write a store signals ([`ExportStore::write_signal`]), armed before the
+/// reader looks at the store: a write between the look and the wait still ends the wait.
+pub struct Armed<'a>(Option<std::pin::Pin<Box<tokio::sync::futures::Notified<'a>>>>);
+
+impl<'a> Armed<'a> {
+    pub fn new(signal: Option<&'a tokio::sync::Notify>) -> Self {
+        Self(signal.map(|n| {
+            let mut waiting = Box::pin(n.notified());
+            waiting.as_mut().enable();
+            waiting
+        }))
+    }
+
+    /// Until the next signalled write or `limit`, whichever comes first; the whole `limit`
+    /// when the store signals nothing.
+    pub async fn wait(self, limit: std::time::Duration) {
+        match self.0 {
+            Some(waiting) => {
+                let _ = tokio::time::timeout(limit, waiting).await;
+            }
+            None => tokio::time::sleep(limit).await,
+        }
+    }
 }
 
 /// A stored answer to an idempotent request.

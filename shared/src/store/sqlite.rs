@@ -70,8 +70,8 @@ CREATE TABLE IF NOT EXISTS audit_events (
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
-    /// Woken when a chunk is recorded (by this process).
-    chunk_recorded: Arc<tokio::sync::Notify>,
+    /// Woken when this process writes an export or records a chunk.
+    written: Arc<tokio::sync::Notify>,
 }
 
 pub(super) fn backend<E: std::fmt::Display>(e: E) -> StoreError {
@@ -99,7 +99,7 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), chunk_recorded: Arc::default() })
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), written: Arc::default() })
     }
 
     /// Run `f` on the connection off the async threads (a busy database may make it wait).
@@ -223,38 +223,46 @@ impl ExportStore for SqliteStore {
 
     async fn put_export_if_version(&self, export: &Export) -> Result<Export, StoreError> {
         let mut e = export.clone();
-        self.with(move |c| {
-            let expected = e.version;
-            e.version += 1;
-            let doc = to_doc(&e)?;
-            let n = c
-                .execute(
-                    "UPDATE exports SET status = ?1, version = ?2, doc = ?3 WHERE tenant = ?4 AND id = ?5 AND version = ?6",
-                    params![e.status.as_str(), e.version as i64, doc, e.tenant, e.id, expected as i64],
-                )
-                .map_err(backend)?;
-            if n == 1 {
-                return Ok(e);
-            }
-            let exists: Option<i64> = c
-                .query_row("SELECT 1 FROM exports WHERE tenant = ?1 AND id = ?2", params![e.tenant, e.id], |r| r.get(0))
-                .optional()
-                .map_err(backend)?;
-            Err(if exists.is_some() { StoreError::Precondition } else { StoreError::NotFound })
-        })
-        .await
+        let put = self
+            .with(move |c| {
+                let expected = e.version;
+                e.version += 1;
+                let doc = to_doc(&e)?;
+                let n = c
+                    .execute(
+                        "UPDATE exports SET status = ?1, version = ?2, doc = ?3 WHERE tenant = ?4 AND id = ?5 AND version = ?6",
+                        params![e.status.as_str(), e.version as i64, doc, e.tenant, e.id, expected as i64],
+                    )
+                    .map_err(backend)?;
+                if n == 1 {
+                    return Ok(e);
+                }
+                let exists: Option<i64> = c
+                    .query_row("SELECT 1 FROM exports WHERE tenant = ?1 AND id = ?2", params![e.tenant, e.id], |r| r.get(0))
+                    .optional()
+                    .map_err(backend)?;
+                Err(if exists.is_some() { StoreError::Precondition } else { StoreError::NotFound })
+            })
+            .await;
+        if put.is_ok() {
+            self.written.notify_waiters();
+        }
+        put
     }
 
     async fn delete_export(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
         let (tenant, id) = (tenant.to_string(), id.to_string());
-        self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
-            tx.execute("DELETE FROM chunks WHERE tenant = ?1 AND export_id = ?2", params![tenant, id]).map_err(backend)?;
-            let n = tx.execute("DELETE FROM exports WHERE tenant = ?1 AND id = ?2", params![tenant, id]).map_err(backend)?;
-            tx.commit().map_err(backend)?;
-            Ok(n > 0)
-        })
-        .await
+        let deleted = self
+            .with(move |c| {
+                let tx = c.transaction().map_err(backend)?;
+                tx.execute("DELETE FROM chunks WHERE tenant = ?1 AND export_id = ?2", params![tenant, id]).map_err(backend)?;
+                let n = tx.execute("DELETE FROM exports WHERE tenant = ?1 AND id = ?2", params![tenant, id]).map_err(backend)?;
+                tx.commit().map_err(backend)?;
+                Ok(n > 0)
+            })
+            .await;
+        self.written.notify_waiters();
+        deleted
     }
 
     async fn record_chunk(&self, tenant: &str, export_id: &str, chunk: &ChunkRecord) -> Result<(Progress, bool), StoreError> {
@@ -287,13 +295,13 @@ impl ExportStore for SqliteStore {
             })
             .await;
         if matches!(recorded, Ok((_, true))) {
-            self.chunk_recorded.notify_waiters();
+            self.written.notify_waiters();
         }
         recorded
     }
 
-    async fn wait_for_chunk(&self, limit: std::time::Duration) {
-        let _ = tokio::time::timeout(limit, self.chunk_recorded.notified()).await;
+    fn write_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.written.clone())
     }
 
     async fn list_chunks(&self, tenant: &str, export_id: &str) -> Result<Vec<ChunkRecord>, StoreError> {
@@ -471,7 +479,8 @@ mod tests {
             let store = store.clone();
             tokio::spawn(async move {
                 let started = Instant::now();
-                store.wait_for_chunk(Duration::from_secs(600)).await;
+                let signal = store.write_signal().expect("the local store signals its writes");
+                Armed::new(Some(&signal)).wait(Duration::from_secs(600)).await;
                 started.elapsed()
             })
         };
