@@ -6,8 +6,9 @@
 pyarrow must read the file with the Arrow types egress promises: decimal128 for amounts,
 timestamp[us, tz=UTC], date32, strings, booleans, int64, double. DuckDB compares the rows with
 the source query (as a multiset; with ORDER_BY and LIMIT, in order). Every column chunk has
-statistics, and they agree with its values: null counts, and the minimum and maximum of the
-string columns (values of over 64 bytes are cut: then they must bound them). Exit 0 and `OK` when all
+statistics, and they agree with its values: null counts, a minimum and maximum wherever there
+is a value, those of the double columns bound the values, and those of the string columns are
+theirs (values of over 64 bytes are cut: then they must bound them). Exit 0 and `OK` when all
 holds; 1 with the first difference otherwise.
 """
 
@@ -52,11 +53,17 @@ def check_statistics(pf: pq.ParquetFile) -> None:
                 fail(f"row group {rg} column {name} has no statistics")
             if stats.null_count != values.null_count:
                 fail(f"row group {rg} column {name}: null count {stats.null_count}, the values have {values.null_count}")
-            if str(values.type) != "string":
-                continue
+            # Every column with a value has a minimum and a maximum that pyarrow reads (a
+            # FLOAT or DOUBLE column's only when its footer declares an order pyarrow knows).
             if values.null_count < len(values) and not stats.has_min_max:
-                fail(f"row group {rg} column {name} has no minimum and maximum")
+                fail(f"row group {rg} column {name} ({values.type}) has no minimum and maximum")
             if not stats.has_min_max:
+                continue
+            if str(values.type) == "double":
+                low, high = pc.min_max(values).values()
+                if not stats.min <= low.as_py() or not stats.max >= high.as_py():
+                    fail(f"row group {rg} column {name}: statistics {stats.min}..{stats.max}, values {low}..{high}")
+            if str(values.type) != "string":
                 continue
             low, high = pc.min_max(values).values()
             low, high = low.as_py().encode(), high.as_py().encode()

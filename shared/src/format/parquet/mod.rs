@@ -27,7 +27,9 @@ use parquet::schema::types::ColumnPath;
 
 use crate::model::spec::{Codec, FormatSpecObject};
 
+mod footer;
 mod statistics;
+use footer::{FooterWriter, Hold};
 use statistics::StringStatistics;
 
 pub const DEFAULT_ROW_GROUP_ROWS: usize = 131_072;
@@ -164,7 +166,8 @@ enum State<W: Write + Send> {
 }
 
 struct OpenFile<W: Write + Send> {
-    file: SerializedFileWriter<W>,
+    file: SerializedFileWriter<FooterWriter<W>>,
+    hold: Hold,
     columns: ArrowRowGroupWriterFactory,
     schema: SchemaRef,
     /// For each top-level field: its leaf column when its statistics are computed here.
@@ -189,6 +192,7 @@ impl<W: Write + Send> OpenFile<W> {
     fn new(out: W, schema: SchemaRef, o: &FormatSpecObject, sample: Option<&RecordBatch>) -> Result<Self> {
         let props = properties(o, &schema, sample);
         let max_rows = props.max_row_group_row_count().unwrap_or(DEFAULT_ROW_GROUP_ROWS);
+        let (out, hold) = FooterWriter::new(out);
         let (file, columns) = ArrowWriter::try_new(out, Arc::clone(&schema), Some(props))?.into_serialized_writer()?;
         let descr = file.schema_descr();
         let own_statistics = (0..schema.fields().len())
@@ -199,7 +203,7 @@ impl<W: Write + Send> OpenFile<W> {
                     .flatten()
             })
             .collect();
-        Ok(Self { file, columns, schema, own_statistics, max_rows, row_group: None, row_groups: 0 })
+        Ok(Self { file, hold, columns, schema, own_statistics, max_rows, row_group: None, row_groups: 0 })
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
@@ -308,7 +312,8 @@ impl<W: Write + Send> PartWriter<W> {
         let file = self.file(None)?;
         file.flush()?;
         let State::Open(f) = std::mem::replace(&mut self.state, State::Finished) else { unreachable!("opened above") };
-        Ok((f.file.into_inner()?, rows))
+        f.hold.hold();
+        Ok((f.file.into_inner()?.finish()?, rows))
     }
 }
 
@@ -316,7 +321,8 @@ impl<W: Write + Send> PartWriter<W> {
 /// chunks (with their bloom filters and page indexes) without decoding them. Parts are
 /// appended one at a time, as they become ready.
 pub struct Merger<W: Write + Send> {
-    writer: SerializedFileWriter<W>,
+    writer: SerializedFileWriter<FooterWriter<W>>,
+    hold: Hold,
     schema: parquet::schema::types::TypePtr,
     rows: u64,
 }
@@ -328,12 +334,13 @@ impl<W: Write + Send> Merger<W> {
         let meta = ParquetMetaDataReader::new().parse_and_finish(&File::open(first)?)?;
         let schema = meta.file_metadata().schema_descr().root_schema_ptr();
         let props = Arc::new(WriterProperties::builder().set_created_by(format!("egress {}", env!("CARGO_PKG_VERSION"))).build());
+        let (out, hold) = FooterWriter::new(out);
         let mut writer = SerializedFileWriter::new(out, schema.clone(), props)?;
         // The Arrow schema (zones, decimal and dictionary types) travels in the key-value metadata.
         for entry in meta.file_metadata().key_value_metadata().cloned().unwrap_or_default() {
             writer.append_key_value_metadata(entry);
         }
-        Ok(Self { writer, schema, rows: 0 })
+        Ok(Self { writer, hold, schema, rows: 0 })
     }
 
     /// Append every row group of `part`. A part of up to 64 MB is read in one call and copied
@@ -376,7 +383,8 @@ impl<W: Write + Send> Merger<W> {
     /// Write the footer; returns the writer and the rows merged.
     pub fn finish(self) -> Result<(W, u64)> {
         let rows = self.rows;
-        Ok((self.writer.into_inner()?, rows))
+        self.hold.hold();
+        Ok((self.writer.into_inner()?.finish()?, rows))
     }
 }
 
