@@ -203,3 +203,37 @@ async fn two_runners_racing_on_one_export_run_it_once() {
     assert_eq!(pa + pb, total, "each chunk written once (a: {pa}, b: {pb})");
     assert!(pa == 0 || pb == 0, "one runner won (a: {pa}, b: {pb})");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_event_left_due_by_a_stopped_stage_is_appended_once_by_its_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = open(&dir.path().join("data"), dir.path());
+    let c = client(&host).await;
+    // The write that ended the run landed, and the stage stopped before the audit append.
+    let spec = ExportSpec::from_json(&json!({"source": {"type": "inline", "rows": [{"a": 1}]}, "format": "csv"})).unwrap();
+    let mut e = Export::new(egress::model::ids::export_id(), "acme".into(), "key".into(), spec, chrono::Utc::now());
+    host.store.create_export(&e).await.unwrap();
+    e.status = ExportStatus::Failed;
+    e.error = Some(egress::model::ExportError { code: "INVALID_SOURCE_DATA".into(), message: "bad".into() });
+    e.audit_due = Some(egress::model::DueAudit { action: "export.failed".into(), outcome: "failed".into() });
+    host.store.put_export_if_version(&e).await.unwrap();
+    let input = || RecordFailureInput {
+        tenant: "acme".into(),
+        export_id: e.id.clone(),
+        error: FailureInfo { error: "Egress.Invalid".into(), cause: "bad".into() },
+    };
+    let failed_events = || async {
+        let (status, _, page) = c.call(Method::GET, &format!("/v1/audit?target={}&action=export.failed", e.id), None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        page["items"].as_array().unwrap().len()
+    };
+    assert_eq!(failed_events().await, 0);
+    for _ in 0..2 {
+        let out = record_failure(&host.services.stage_context(), input()).await.unwrap();
+        assert_eq!(out.status, "failed");
+        assert_eq!(failed_events().await, 1, "appended by the retry, once");
+    }
+    let stored = host.store.get_export("acme", &e.id).await.unwrap().unwrap();
+    assert_eq!(stored.audit_due, None);
+    assert!(get(&c, &e.id).await.get("audit_due").is_none(), "internal");
+}

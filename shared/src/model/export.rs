@@ -203,6 +203,13 @@ pub struct Lease {
     pub until: DateTime<Utc>,
 }
 
+/// An audit event about an export, still to be appended ([`Export::audit_due`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DueAudit {
+    pub action: String,
+    pub outcome: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Export {
     pub id: String,
@@ -243,6 +250,12 @@ pub struct Export {
     /// calls of the recording stages never send one twice. Internal: never shown by the API.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notified: Vec<super::notify::NotificationMark>,
+    /// The audit event the write that ended the run left to append (`export.completed`,
+    /// `export.failed`, ...), until it is in the tenant's chain: a recording stage stopped
+    /// between the two writes leaves it to its retry, or to RecordFailure. Internal: never
+    /// shown by the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_due: Option<DueAudit>,
     /// The template the spec was rendered from (its id, name, version and the parameters
     /// used), when the export named one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -281,6 +294,7 @@ impl Export {
             lease: None,
             redelivery: None,
             notified: Vec::new(),
+            audit_due: None,
             template: None,
             schedule: None,
             version: 0,
@@ -307,6 +321,7 @@ impl Export {
             obj.remove("version");
             obj.remove("lease");
             obj.remove("notified");
+            obj.remove("audit_due");
             if let Some(files) = obj.get_mut("result").and_then(|r| r.get_mut("files")).and_then(|f| f.as_array_mut()) {
                 for f in files {
                     if let Some(o) = f.as_object_mut() {

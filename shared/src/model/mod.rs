@@ -17,7 +17,7 @@ pub mod validation;
 pub mod xml;
 
 pub use export::{
-    ChunkRecord, DeliveredFile, Delivery, Export, ExportError, ExportResult, ExportStatus, Lease, Progress, ResultFile, Step,
+    ChunkRecord, DeliveredFile, Delivery, DueAudit, Export, ExportError, ExportResult, ExportStatus, Lease, Progress, ResultFile, Step,
 };
 pub use principal::{ApiKeyRecord, Permission, Principal};
 pub use spec::{

@@ -23,7 +23,7 @@ use crate::blob::{BlobError, BlobStore, keys};
 use crate::config::Settings;
 use crate::model::{Export, ExportStatus};
 use crate::source::{ChunkSource, SourceError};
-use crate::store::{JobStore, StoreError};
+use crate::store::{JobStore, StoreError, UpdateError};
 
 /// What every stage needs.
 #[derive(Clone)]
@@ -237,6 +237,32 @@ pub async fn load_active(ctx: &StageContext, tenant: &str, export_id: &str) -> R
         ExportStatus::Paused => Err(StageError::new(ErrorName::Paused, "the export is paused")),
         ExportStatus::Cancelled => Err(StageError::new(ErrorName::Cancelled, "the export was cancelled")),
         other => Err(StageError::new(ErrorName::Cancelled, format!("the export is already {}", other.as_str()))),
+    }
+}
+
+/// Append the audit event the write that ended the run left due ([`Export::audit_due`]), then
+/// clear it. A failed append is a transient error: the stage is retried (or RecordFailure
+/// runs), and finds the event still due. Stopped between the append and the clearing, a
+/// retry appends it again: an event may be in the chain twice, never missing.
+pub async fn append_due_audit(ctx: &StageContext, export: &Export) -> Result<(), StageError> {
+    let Some(due) = &export.audit_due else { return Ok(()) };
+    let (tenant, id) = (export.tenant.as_str(), export.id.as_str());
+    let entry =
+        crate::audit::AuditEntry { tenant, actor: "system", action: &due.action, target: id, request_id: id, outcome: &due.outcome };
+    crate::audit::append(ctx.store.as_ref(), entry)
+        .await
+        .map_err(|e| StageError::transient(format!("appending `{}` to the audit trail: {e}", due.action)))?;
+    let cleared = crate::store::update_export(ctx.store.as_ref(), tenant, id, |e| {
+        if e.audit_due.as_ref() != Some(due) {
+            return Err(());
+        }
+        e.audit_due = None;
+        Ok(())
+    })
+    .await;
+    match cleared {
+        Ok(_) | Err(UpdateError::Refused(())) | Err(UpdateError::NotFound) => Ok(()),
+        Err(UpdateError::Store(e)) => Err(e.into()),
     }
 }
 

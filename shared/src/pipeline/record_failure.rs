@@ -8,9 +8,9 @@
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::{ErrorName, StageContext, StageError, audit};
+use super::{ErrorName, StageContext, StageError, append_due_audit};
 use crate::blob::keys;
-use crate::model::{ExportError, ExportStatus};
+use crate::model::{DueAudit, ExportError, ExportStatus};
 use crate::notify;
 use crate::store::{UpdateError, update_export};
 
@@ -77,12 +77,14 @@ pub async fn record_failure(ctx: &StageContext, input: RecordFailureInput) -> Re
         e.status = ExportStatus::Failed;
         e.error = Some(ExportError { code: code.clone(), message: error.cause.clone() });
         e.finished_at = Some(Utc::now());
+        // Appended once this write has landed (see `append_due_audit`).
+        e.audit_due = Some(DueAudit { action: "export.failed".into(), outcome: "failed".into() });
         Ok(())
     })
     .await;
     let status = match res {
         Ok(export) => {
-            audit(ctx, &tenant, &export_id, "export.failed", "failed").await;
+            append_due_audit(ctx, &export).await?;
             tracing::warn!(export_id, tenant, code, cause = %error.cause, "export failed");
             notify::export_finished(ctx.store.as_ref(), ctx.keys.as_ref(), &export).await;
             // A transient failure may be retried: keep its chunks. Otherwise clean up.
@@ -91,13 +93,16 @@ pub async fn record_failure(ctx: &StageContext, input: RecordFailureInput) -> Re
             }
             ExportStatus::Failed.as_str().to_string()
         }
-        // Already finished (an earlier attempt, or RecordReceipt, recorded it: only its
-        // notifications may be left to send), cancelled or paused: nothing to record.
+        // Already finished (an earlier attempt, or RecordReceipt, recorded it: only its audit
+        // event and notifications may be left), cancelled or paused: nothing to record.
         Err(UpdateError::Refused(s)) => {
-            if notify::Outcome::of(s).is_some()
+            if s.is_terminal()
                 && let Some(export) = ctx.store.get_export(&tenant, &export_id).await?
             {
-                notify::export_finished(ctx.store.as_ref(), ctx.keys.as_ref(), &export).await;
+                append_due_audit(ctx, &export).await?;
+                if notify::Outcome::of(s).is_some() {
+                    notify::export_finished(ctx.store.as_ref(), ctx.keys.as_ref(), &export).await;
+                }
             }
             s.as_str().to_string()
         }

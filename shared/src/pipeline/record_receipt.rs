@@ -9,9 +9,9 @@
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::{ErrorName, ExportRef, StageContext, StageError, audit};
+use super::{ErrorName, ExportRef, StageContext, StageError, append_due_audit};
 use crate::blob::keys;
-use crate::model::{Delivery, Export, ExportResult, ExportStatus, ResultFile, Step};
+use crate::model::{Delivery, DueAudit, Export, ExportResult, ExportStatus, ResultFile, Step};
 use crate::notify;
 use crate::store::{UpdateError, update_export};
 
@@ -60,24 +60,27 @@ pub async fn record_receipt(ctx: &StageContext, input: RecordReceiptInput) -> Re
         };
         e.progress.recompute_percent();
         e.finished_at = Some(now);
+        // Appended once this write has landed (see `append_due_audit`).
+        let (action, outcome) = match e.status {
+            ExportStatus::Completed => ("export.completed", "success"),
+            ExportStatus::Failed => ("export.failed", "failed"),
+            _ => ("export.partial", "partial"),
+        };
+        e.audit_due = Some(DueAudit { action: action.into(), outcome: outcome.into() });
         Ok(())
     })
     .await;
     let export = match res {
         Ok(e) => {
-            let all = e.result.as_ref().map(|r| r.deliveries.as_slice()).unwrap_or_default();
-            let failed = all.iter().filter(|d| d.status != "delivered").count();
-            let (action, outcome) = match failed {
-                0 => ("export.completed", "success"),
-                n if n == all.len() => ("export.failed", "failed"),
-                _ => ("export.partial", "partial"),
-            };
-            audit(ctx, &tenant, &export_id, action, outcome).await;
-            tracing::info!(export_id, tenant, failed, "export finished");
+            append_due_audit(ctx, &e).await?;
+            tracing::info!(export_id, tenant, status = e.status.as_str(), "export finished");
             e
         }
         Err(UpdateError::Refused(s)) => match ctx.store.get_export(&tenant, &export_id).await? {
-            Some(e) if recorded_with(&e, &files) => e,
+            Some(e) if recorded_with(&e, &files) => {
+                append_due_audit(ctx, &e).await?;
+                e
+            }
             _ => {
                 // Cancelled or deleted meanwhile: the files must not outlive the export.
                 let _ = ctx.blobs.delete_prefix(&keys::results(&tenant, &export_id)).await;
