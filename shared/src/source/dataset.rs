@@ -247,8 +247,16 @@ fn indices(schema: &Schema, columns: &[String]) -> Result<Vec<usize>, SourceErro
         .collect()
 }
 
-pub(super) fn read_parquet(path: &Path, row_groups: &[usize], columns: &[String]) -> Result<Batches, SourceError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path)?)?;
+/// The batches of `row_groups` of a Parquet file, only `columns`; with `views`, its text
+/// columns as string views ([`super::string_views`]).
+pub(super) fn read_parquet(path: &Path, row_groups: &[usize], columns: &[String], views: bool) -> Result<Batches, SourceError> {
+    let file = File::open(path)?;
+    let mut meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())?;
+    if views {
+        let schema = Arc::new(super::string_views(meta.schema()));
+        meta = ArrowReaderMetadata::try_new(Arc::clone(meta.metadata()), ArrowReaderOptions::new().with_schema(schema))?;
+    }
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta);
     let idx = indices(builder.schema(), columns)?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), idx);
     let reader = builder.with_projection(mask).with_row_groups(row_groups.to_vec()).with_batch_size(BATCH_ROWS).build()?;

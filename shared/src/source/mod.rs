@@ -7,7 +7,7 @@ pub mod inline;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
@@ -124,19 +124,38 @@ pub async fn localize(blobs: &dyn BlobStore, chunk: &ChunkSource) -> Result<Opti
 /// A stream of record batches.
 pub type Batches = Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>> + Send>;
 
-/// Read a chunk (blocking), only the named columns. `schema` is the source schema.
+/// Read a chunk (blocking), only the named columns. `schema` is the source schema; with
+/// `views` (a Parquet chunk only), its [`string_views`]: text is read as views.
 pub fn read_chunk(
     spec: &ExportSpec,
     schema: &SchemaRef,
     chunk: &ChunkSource,
     local: Option<&LocalFile>,
     columns: &[String],
+    views: bool,
 ) -> Result<Batches, SourceError> {
     let path = || local.map(|l| l.path.clone()).ok_or_else(|| SourceError::Data("chunk file not localized".into()));
     match chunk {
         ChunkSource::Inline { start, end } => inline::read(&spec.source, Arc::clone(schema), *start, *end, columns),
-        ChunkSource::Parquet { row_groups, .. } => dataset::read_parquet(&path()?, row_groups, columns),
+        ChunkSource::Parquet { row_groups, .. } => dataset::read_parquet(&path()?, row_groups, columns, views),
         ChunkSource::Csv { .. } => dataset::read_text(DatasetFormat::Csv, &path()?, schema, columns),
         ChunkSource::Jsonl { .. } => dataset::read_text(DatasetFormat::Jsonl, &path()?, schema, columns),
     }
+}
+
+/// `schema` with its top-level text columns (`Utf8`) as string views (`Utf8View`). Read as
+/// views, Parquet text is not copied out of the pages and dictionaries it was decoded into:
+/// a value of up to 12 bytes is held in its view, a longer one is pointed at where it lies.
+/// For a step that takes views as it takes text (filters, and the Parquet writer, which
+/// stores them as text: `format::parquet::stored_schema`).
+pub fn string_views(schema: &Schema) -> Schema {
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View)),
+            _ => Arc::clone(f),
+        })
+        .collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
 }

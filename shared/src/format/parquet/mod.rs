@@ -183,6 +183,31 @@ struct RowGroup {
     rows: usize,
 }
 
+/// The schema a file of batches of `schema` declares: top-level string and binary views
+/// (text read from Parquet without copying it, see `source::string_views`) as strings and
+/// byte arrays. A view is how the values are held in memory, not another type of value; the
+/// Parquet column is the same either way, and every reader knows `string`, while only recent
+/// ones know `string_view`. The column writers take either array for the field.
+pub fn stored_schema(schema: SchemaRef) -> SchemaRef {
+    let stored = |dt: &DataType| match dt {
+        DataType::Utf8View => Some(DataType::Utf8),
+        DataType::BinaryView => Some(DataType::Binary),
+        _ => None,
+    };
+    if !schema.fields().iter().any(|f| stored(f.data_type()).is_some()) {
+        return schema;
+    }
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| match stored(f.data_type()) {
+            Some(dt) => Arc::new(f.as_ref().clone().with_data_type(dt)),
+            None => Arc::clone(f),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
 /// Whether the statistics of a top-level field of this type are computed here.
 fn has_own_statistics(data_type: &DataType) -> bool {
     matches!(data_type, DataType::Utf8 | DataType::LargeUtf8)
@@ -226,6 +251,7 @@ impl<W: Write + Send> OpenFile<W> {
                     match column.data_type() {
                         DataType::Utf8 => stats.update(column.as_string::<i32>()),
                         DataType::LargeUtf8 => stats.update(column.as_string::<i64>()),
+                        DataType::Utf8View => stats.update_views(column.as_string_view()),
                         other => {
                             return Err(ParquetError::General(format!(
                                 "column {} is {other}, not a string as its schema says",
@@ -272,7 +298,10 @@ impl<W: Write + Send> OpenFile<W> {
 }
 
 impl<W: Write + Send> PartWriter<W> {
+    /// A writer of batches of `schema`; string and binary views are stored as the strings
+    /// and byte arrays they are ([`stored_schema`]).
     pub fn new(out: W, schema: SchemaRef, o: &FormatSpecObject) -> Result<Self> {
+        let schema = stored_schema(schema);
         // A schema Parquet cannot hold fails here, not at the first batch.
         ArrowSchemaConverter::new().convert(&schema)?;
         Ok(Self { state: State::Pending(out, schema, Box::new(o.clone())), rows: 0 })

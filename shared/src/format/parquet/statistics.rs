@@ -11,7 +11,7 @@
 //! with (DuckDB writes no page index at all; Polars writes one), and a reader that uses page
 //! statistics still has them for every other column.
 
-use arrow::array::{Array, GenericStringArray, OffsetSizeTrait};
+use arrow::array::{Array, ByteView, GenericStringArray, MAX_INLINE_VIEW_LEN, OffsetSizeTrait, StringViewArray};
 use parquet::data_type::ByteArray;
 use parquet::errors::Result;
 use parquet::file::metadata::{ColumnChunkMetaData, LevelHistogram};
@@ -41,13 +41,51 @@ impl StringStatistics {
         let found = match array.nulls().filter(|_| nulls > 0) {
             None => {
                 self.bytes += (offsets[array.len()] - offsets[0]).as_usize() as i64;
-                min_max(values, offsets.windows(2).map(|w| w[0].as_usize()..w[1].as_usize()))
+                min_max(offsets.windows(2).map(|w| Keyed::at(values, w[0].as_usize()..w[1].as_usize())))
             }
             Some(valid) => {
                 self.bytes += valid.valid_indices().map(|i| range(i).len() as i64).sum::<i64>();
-                min_max(values, valid.valid_indices().map(range))
+                min_max(valid.valid_indices().map(|i| Keyed::at(values, range(i))))
             }
         };
+        self.found(found);
+    }
+
+    /// The same for string views (text read from Parquet without copying it, see
+    /// `source::string_views`): the key of a value of up to 12 bytes is taken from its view.
+    pub fn update_views(&mut self, array: &StringViewArray) {
+        let nulls = array.null_count();
+        self.nulls += nulls as u64;
+        self.values += (array.len() - nulls) as u64;
+        let views = array.views();
+        let (held, buffers) = (views.inner().as_slice(), array.data_buffers());
+        let keyed = |i: usize| Keyed::of_view(views[i], i, held, buffers);
+        let mut bounds: Option<Bounds> = None;
+        match array.nulls().filter(|_| nulls > 0) {
+            None => {
+                self.bytes += views.iter().map(|v| i64::from(*v as u32)).sum::<i64>();
+                if let Some(&first) = views.first() {
+                    let b = bounds.insert(Bounds::of(Keyed::of_view(first, 0, held, buffers)));
+                    for (i, &view) in views.iter().enumerate().skip(1) {
+                        b.add(Keyed::of_view(view, i, held, buffers));
+                    }
+                }
+            }
+            Some(valid) => {
+                for i in valid.valid_indices() {
+                    self.bytes += i64::from(views[i] as u32);
+                    match bounds.as_mut() {
+                        Some(b) => b.add(keyed(i)),
+                        None => bounds = Some(Bounds::of(keyed(i))),
+                    }
+                }
+            }
+        }
+        let found = bounds.map(|b| (b.min.value, b.max.value));
+        self.found(found);
+    }
+
+    fn found(&mut self, found: Option<(&[u8], &[u8])>) {
         if let Some((min, max)) = found {
             if self.min.as_deref().is_none_or(|m| min < m) {
                 self.min = Some(min.to_vec());
@@ -90,6 +128,8 @@ impl StringStatistics {
 
 /// Bytes of a value compared as one integer.
 const KEY: usize = 16;
+/// Bytes of a value a string view holds itself.
+const INLINE: usize = MAX_INLINE_VIEW_LEN as usize;
 
 /// `MASKS[n]` keeps the first `n` bytes of a big-endian key.
 const MASKS: [u128; KEY + 1] = {
@@ -113,7 +153,7 @@ struct Keyed<'a> {
 impl<'a> Keyed<'a> {
     /// The value at `range` of `values`. Most values are read with one load of 16 bytes (what
     /// follows a short value masked off) rather than a copy of their length.
-    #[inline]
+    #[inline(always)]
     fn at(values: &'a [u8], range: std::ops::Range<usize>) -> Self {
         let len = range.len();
         let key = match values.get(range.start..range.start + KEY) {
@@ -128,7 +168,23 @@ impl<'a> Keyed<'a> {
         Self { key, value: &values[range] }
     }
 
-    #[inline]
+    /// The value of view `i` of a string view array whose views are the bytes `held` and
+    /// whose long values are in `buffers`. A value of up to 12 bytes is in bytes 4 to 15 of
+    /// its view (little-endian), zero padded: its key is the view's.
+    #[inline(always)]
+    fn of_view(view: u128, i: usize, held: &'a [u8], buffers: &'a [arrow::buffer::Buffer]) -> Self {
+        let len = view as u32 as usize;
+        if len <= INLINE {
+            let value = &held[i * 16 + 4..i * 16 + 4 + len];
+            Self { key: (view.swap_bytes() << 32) & MASKS[len], value }
+        } else {
+            let view = ByteView::from(view);
+            let start = view.offset as usize;
+            Self::at(buffers[view.buffer_index as usize].as_slice(), start..start + len)
+        }
+    }
+
+    #[inline(always)]
     fn less(self, other: Self) -> bool {
         match self.key.cmp(&other.key) {
             std::cmp::Ordering::Less => true,
@@ -141,21 +197,38 @@ impl<'a> Keyed<'a> {
     }
 }
 
-/// The least and the greatest (byte order) of the values at `ranges` of `values`, or `None`
-/// when there are none.
-fn min_max(values: &[u8], mut ranges: impl Iterator<Item = std::ops::Range<usize>>) -> Option<(&[u8], &[u8])> {
-    let first = Keyed::at(values, ranges.next()?);
-    let (mut min, mut max) = (first, first);
-    for r in ranges {
-        let v = Keyed::at(values, r);
-        if v.less(min) {
-            min = v;
+/// The least and the greatest (byte order) of the values, or `None` when there are none.
+fn min_max<'a>(mut values: impl Iterator<Item = Keyed<'a>>) -> Option<(&'a [u8], &'a [u8])> {
+    let mut bounds = Bounds::of(values.next()?);
+    for v in values {
+        bounds.add(v);
+    }
+    Some((bounds.min.value, bounds.max.value))
+}
+
+/// The least and the greatest value so far.
+struct Bounds<'a> {
+    min: Keyed<'a>,
+    max: Keyed<'a>,
+}
+
+impl<'a> Bounds<'a> {
+    fn of(first: Keyed<'a>) -> Self {
+        Self { min: first, max: first }
+    }
+
+    #[inline(always)]
+    fn add(&mut self, v: Keyed<'a>) {
+        // Most values are strictly between the two by their keys alone.
+        if v.key > self.min.key && v.key < self.max.key {
+            return;
         }
-        if max.less(v) {
-            max = v;
+        if v.less(self.min) {
+            self.min = v;
+        } else if self.max.less(v) {
+            self.max = v;
         }
     }
-    Some((min.value, max.value))
 }
 
 /// A minimum longer than 64 bytes cut at the last character boundary within them; whether it
@@ -206,11 +279,21 @@ mod tests {
             let buffer: Vec<u8> = values.concat();
             let mut at = 0;
             let ranges: Vec<_> = values.iter().map(|v| (at..at + v.len(), at += v.len()).0).collect();
-            let (min, max) = min_max(&buffer, ranges.into_iter()).unwrap();
+            let (min, max) = min_max(ranges.into_iter().map(|r| Keyed::at(&buffer, r))).unwrap();
             assert_eq!(min, values.iter().min().unwrap().as_slice(), "{values:?}");
             assert_eq!(max, values.iter().max().unwrap().as_slice(), "{values:?}");
+            // The same values as string views: short ones inline, long ones in a buffer.
+            let texts: Vec<String> = values.iter().map(|v| v.iter().map(|&b| char::from(b'a' + b % 26)).collect()).collect();
+            let views = StringViewArray::from_iter_values(&texts);
+            let mut stats = StringStatistics::default();
+            stats.update_views(&views);
+            let mut plain = StringStatistics::default();
+            plain.update(&arrow::array::StringArray::from_iter_values(&texts));
+            assert_eq!((&stats.min, &stats.max, stats.bytes), (&plain.min, &plain.max, plain.bytes), "{texts:?}");
+            assert_eq!(stats.min.as_deref(), texts.iter().min().map(|t| t.as_bytes()), "{texts:?}");
+            assert_eq!(stats.max.as_deref(), texts.iter().max().map(|t| t.as_bytes()), "{texts:?}");
         }
-        assert!(min_max(b"", std::iter::empty()).is_none());
+        assert!(min_max(std::iter::empty()).is_none());
     }
 
     #[test]
