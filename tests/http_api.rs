@@ -554,6 +554,23 @@ fn parquet_keeps_arrow_types_and_merges_row_groups() {
     let path = save(&f, "out.parquet", &f.server.download(&f.token, e["id"].as_str().unwrap()));
     check(&[&source, &path, cols, "channel != 'cash'", "--min-row-groups", "6"]);
 
+    // Text read as string views (Parquet into Parquet): filters on it, short and long values,
+    // stored as strings with their statistics.
+    let cols = "transaction_id,account_id,counterparty_name,currency,country,memo";
+    let spec = dataset_spec(
+        &f,
+        json!({"columns": cols.split(',').collect::<Vec<_>>(),
+               "filters": [{"column": "counterparty_name", "op": "contains", "value": "o"},
+                           {"column": "currency", "op": "in", "value": ["EUR", "CHF"]},
+                           {"column": "country", "op": ">=", "value": "CZ"}],
+               "format": "parquet"}),
+    );
+    let e = f.server.export(&f.token, &spec);
+    assert_eq!(e["status"], "completed", "{e}");
+    assert!(e["result"]["rows"].as_u64().unwrap() > 0, "{e}");
+    let path = save(&f, "text.parquet", &f.server.download(&f.token, e["id"].as_str().unwrap()));
+    check(&[&source, &path, cols, "counterparty_name LIKE '%o%' AND currency IN ('EUR', 'CHF') AND country >= 'CZ'"]);
+
     let spec = dataset_spec(
         &f,
         json!({"columns": ["transaction_id", "amount", "booked_at"], "sort": [{"column": "amount", "order": "desc"}, {"column": "transaction_id"}],

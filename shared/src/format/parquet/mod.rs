@@ -75,7 +75,7 @@ pub fn properties(o: &FormatSpecObject, schema: &Schema, sample: Option<&RecordB
 }
 
 /// Bytes of values in a data page before it is compressed and written.
-pub const DATA_PAGE_BYTES: usize = 64 * 1024;
+pub const DATA_PAGE_BYTES: usize = 32 * 1024;
 /// Bytes of a column chunk's dictionary before the writer gives it up for plain pages.
 pub const DICTIONARY_PAGE_BYTES: usize = 128 * 1024;
 
@@ -506,15 +506,28 @@ mod tests {
 
     #[test]
     fn string_statistics_are_the_ones_the_parquet_writer_computes() {
+        string_statistics_match_the_writers(false);
+    }
+
+    #[test]
+    fn string_views_are_stored_as_strings_with_the_statistics_the_parquet_writer_computes() {
+        string_statistics_match_the_writers(true);
+    }
+
+    /// Writes the statistics batches with `PartWriter` (their text as string views when
+    /// `views`) and with the plain `ArrowWriter` (as strings), and compares the two files.
+    fn string_statistics_match_the_writers(views: bool) {
         let rows = 70_000;
         let (schema, batches) = statistics_batches(rows);
         let mut spec = FormatSpec::of(FormatKind::Parquet);
         spec.0.row_group_size = Some(30_000);
-        let mut ours = PartWriter::new(Vec::new(), Arc::clone(&schema), &spec.0).unwrap();
+        let given = if views { Arc::new(crate::source::string_views(&schema)) } else { Arc::clone(&schema) };
+        let mut ours = PartWriter::new(Vec::new(), Arc::clone(&given), &spec.0).unwrap();
         let props = WriterProperties::builder().set_max_row_group_row_count(Some(30_000)).build();
         let mut theirs = ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(props)).unwrap();
         for b in &batches {
-            ours.write(b).unwrap();
+            let columns = given.fields().iter().zip(b.columns()).map(|(f, c)| arrow::compute::cast(c, f.data_type()).unwrap()).collect();
+            ours.write(&RecordBatch::try_new(Arc::clone(&given), columns).unwrap()).unwrap();
             theirs.write(b).unwrap();
         }
         let ours = Bytes::from(ours.finish().unwrap().0);
@@ -545,8 +558,10 @@ mod tests {
         let long = ours_meta.row_group(0).column(13).statistics().unwrap();
         assert!(!long.max_is_exact() && long.max_bytes_opt().unwrap().len() <= 64, "{long:?}");
         assert_eq!(ours_meta.row_group(0).column(14).statistics().unwrap().null_count_opt(), Some(30_000));
-        let back: Vec<RecordBatch> =
-            ParquetRecordBatchReaderBuilder::try_new(ours).unwrap().build().unwrap().collect::<std::result::Result<_, _>>().unwrap();
+        // Read back as the strings they were: views are stored as strings.
+        let reader = ParquetRecordBatchReaderBuilder::try_new(ours).unwrap();
+        assert_eq!(reader.schema().fields(), schema.fields());
+        let back: Vec<RecordBatch> = reader.build().unwrap().collect::<std::result::Result<_, _>>().unwrap();
         assert_eq!(arrow::compute::concat_batches(&schema, &back).unwrap(), arrow::compute::concat_batches(&schema, &batches).unwrap());
     }
 

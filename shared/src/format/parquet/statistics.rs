@@ -52,37 +52,33 @@ impl StringStatistics {
     }
 
     /// The same for string views (text read from Parquet without copying it, see
-    /// `source::string_views`): the key of a value of up to 12 bytes is taken from its view.
+    /// `source::string_views`). A value of up to 12 bytes is held in its view, and compared
+    /// as one integer made from the view alone ([`ShortBounds`]); only longer values are
+    /// looked up in the array's buffers.
     pub fn update_views(&mut self, array: &StringViewArray) {
         let nulls = array.null_count();
         self.nulls += nulls as u64;
         self.values += (array.len() - nulls) as u64;
         let views = array.views();
-        let (held, buffers) = (views.inner().as_slice(), array.data_buffers());
-        let keyed = |i: usize| Keyed::of_view(views[i], i, held, buffers);
-        let mut bounds: Option<Bounds> = None;
+        let mut scan = ViewScan { short: ShortBounds::new(), long: None, buffers: array.data_buffers() };
         match array.nulls().filter(|_| nulls > 0) {
             None => {
                 self.bytes += views.iter().map(|v| i64::from(*v as u32)).sum::<i64>();
-                if let Some(&first) = views.first() {
-                    let b = bounds.insert(Bounds::of(Keyed::of_view(first, 0, held, buffers)));
-                    for (i, &view) in views.iter().enumerate().skip(1) {
-                        b.add(Keyed::of_view(view, i, held, buffers));
-                    }
+                for &view in views.iter() {
+                    scan.add(view);
                 }
             }
             Some(valid) => {
                 for i in valid.valid_indices() {
                     self.bytes += i64::from(views[i] as u32);
-                    match bounds.as_mut() {
-                        Some(b) => b.add(keyed(i)),
-                        None => bounds = Some(Bounds::of(keyed(i))),
-                    }
+                    scan.add(views[i]);
                 }
             }
         }
-        let found = bounds.map(|b| (b.min.value, b.max.value));
-        self.found(found);
+        if let Some((min, max)) = scan.short.bounds() {
+            self.found(Some((min.as_slice(), max.as_slice())));
+        }
+        self.found(scan.long.map(|b| (b.min.value, b.max.value)));
     }
 
     fn found(&mut self, found: Option<(&[u8], &[u8])>) {
@@ -168,22 +164,6 @@ impl<'a> Keyed<'a> {
         Self { key, value: &values[range] }
     }
 
-    /// The value of view `i` of a string view array whose views are the bytes `held` and
-    /// whose long values are in `buffers`. A value of up to 12 bytes is in bytes 4 to 15 of
-    /// its view (little-endian), zero padded: its key is the view's.
-    #[inline(always)]
-    fn of_view(view: u128, i: usize, held: &'a [u8], buffers: &'a [arrow::buffer::Buffer]) -> Self {
-        let len = view as u32 as usize;
-        if len <= INLINE {
-            let value = &held[i * 16 + 4..i * 16 + 4 + len];
-            Self { key: (view.swap_bytes() << 32) & MASKS[len], value }
-        } else {
-            let view = ByteView::from(view);
-            let start = view.offset as usize;
-            Self::at(buffers[view.buffer_index as usize].as_slice(), start..start + len)
-        }
-    }
-
     #[inline(always)]
     fn less(self, other: Self) -> bool {
         match self.key.cmp(&other.key) {
@@ -204,6 +184,61 @@ fn min_max<'a>(mut values: impl Iterator<Item = Keyed<'a>>) -> Option<(&'a [u8],
         bounds.add(v);
     }
     Some((bounds.min.value, bounds.max.value))
+}
+
+/// The bounds of the values of a string view array, short and long apart.
+struct ViewScan<'a> {
+    short: ShortBounds,
+    long: Option<Bounds<'a>>,
+    buffers: &'a [arrow::buffer::Buffer],
+}
+
+impl<'a> ViewScan<'a> {
+    #[inline(always)]
+    fn add(&mut self, view: u128) {
+        let len = view as u32 as usize;
+        if len <= INLINE {
+            self.short.add(view, len);
+            return;
+        }
+        let view = ByteView::from(view);
+        let start = view.offset as usize;
+        let v = Keyed::at(self.buffers[view.buffer_index as usize].as_slice(), start..start + len);
+        match self.long.as_mut() {
+            Some(b) => b.add(v),
+            None => self.long = Some(Bounds::of(v)),
+        }
+    }
+}
+
+/// The least and the greatest of values of up to 12 bytes, each packed into one integer that
+/// orders as the value does: its bytes (from its view: bytes 4 to 15, little-endian, zero
+/// padded) big-endian in the top 96 bits, its length in the low 32. Equal bytes but for the
+/// zero padding mean the shorter value is a prefix of the longer, and the length decides.
+struct ShortBounds {
+    min: u128,
+    max: u128,
+    any: bool,
+}
+
+impl ShortBounds {
+    fn new() -> Self {
+        Self { min: u128::MAX, max: 0, any: false }
+    }
+
+    #[inline(always)]
+    fn add(&mut self, view: u128, len: usize) {
+        let packed = ((view.swap_bytes() << 32) & MASKS[len]) | len as u128;
+        self.min = self.min.min(packed);
+        self.max = self.max.max(packed);
+        self.any = true;
+    }
+
+    /// The least and the greatest value, when there was one.
+    fn bounds(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        let unpack = |p: u128| p.to_be_bytes()[..(p as u32 as usize).min(INLINE)].to_vec();
+        self.any.then(|| (unpack(self.min), unpack(self.max)))
+    }
 }
 
 /// The least and the greatest value so far.
