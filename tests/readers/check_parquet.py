@@ -2,10 +2,12 @@
 """Check a Parquet file written by egress against its source, with pyarrow and DuckDB.
 
     check_parquet.py SOURCE_GLOB EXPORT COLUMNS WHERE [ORDER_BY LIMIT] [--codec ZSTD] [--min-row-groups N]
+                     [--delta COL,COL]
 
 pyarrow must read the file with the Arrow types egress promises: decimal128 for amounts,
 timestamp[us, tz=UTC], date32, strings, booleans, int64, double. DuckDB compares the rows with
-the source query (as a multiset; with ORDER_BY and LIMIT, in order). Every column chunk has
+the source query (as a multiset; with ORDER_BY and LIMIT, in order). The columns named by
+--delta must be DELTA_BINARY_PACKED in every row group (and so read by both through it). Every column chunk has
 statistics, and they agree with its values: null counts, a minimum and maximum wherever there
 is a value, those of the double columns bound the values, and those of the string columns are
 theirs (values of over 64 bytes are cut: then they must bound them). Exit 0 and `OK` when all
@@ -96,6 +98,12 @@ def main() -> int:
         for c in range(md.num_columns):
             if md.row_group(rg).column(c).compression != codec:
                 fail(f"row group {rg} column {c} is {md.row_group(rg).column(c).compression}, expected {codec}")
+    delta = [c for c in opts.get("--delta", "").split(",") if c]
+    for rg in range(md.num_row_groups):
+        for c in range(md.num_columns):
+            chunk = md.row_group(rg).column(c)
+            if chunk.path_in_schema in delta and "DELTA_BINARY_PACKED" not in chunk.encodings:
+                fail(f"row group {rg} column {chunk.path_in_schema} is {chunk.encodings}, expected DELTA_BINARY_PACKED")
     check_statistics(pf)
     con = duckdb.connect()
     select = ", ".join(f'"{c}"' for c in names)
