@@ -77,8 +77,11 @@ def check_statistics(pf: pq.ParquetFile) -> None:
 
 
 def main() -> int:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    opts = dict(zip(sys.argv[1:], sys.argv[2:]))
+    argv = sys.argv[1:]
+    # Options take a value each; the rest are positional.
+    options_at = {i for i, a in enumerate(argv) if a.startswith("--")}
+    args = [a for i, a in enumerate(argv) if i not in options_at and i - 1 not in options_at]
+    opts = {argv[i]: argv[i + 1] for i in options_at}
     src, out, cols, where = args[:4]
     order_by, limit = (args[4], int(args[5])) if len(args) >= 6 else (None, None)
     pf = pq.ParquetFile(out)
