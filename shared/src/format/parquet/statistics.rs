@@ -215,15 +215,15 @@ impl<'a> ViewScan<'a> {
 /// orders as the value does: its bytes (from its view: bytes 4 to 15, little-endian, zero
 /// padded) big-endian in the top 96 bits, its length in the low 32. Equal bytes but for the
 /// zero padding mean the shorter value is a prefix of the longer, and the length decides.
+/// Before the first value the minimum is above the maximum.
 struct ShortBounds {
     min: u128,
     max: u128,
-    any: bool,
 }
 
 impl ShortBounds {
     fn new() -> Self {
-        Self { min: u128::MAX, max: 0, any: false }
+        Self { min: u128::MAX, max: 0 }
     }
 
     #[inline(always)]
@@ -231,13 +231,12 @@ impl ShortBounds {
         let packed = ((view.swap_bytes() << 32) & MASKS[len]) | len as u128;
         self.min = self.min.min(packed);
         self.max = self.max.max(packed);
-        self.any = true;
     }
 
     /// The least and the greatest value, when there was one.
     fn bounds(&self) -> Option<(Vec<u8>, Vec<u8>)> {
         let unpack = |p: u128| p.to_be_bytes()[..(p as u32 as usize).min(INLINE)].to_vec();
-        self.any.then(|| (unpack(self.min), unpack(self.max)))
+        (self.min <= self.max).then(|| (unpack(self.min), unpack(self.max)))
     }
 }
 
